@@ -1,0 +1,3 @@
+"""Repository-level pytest settings only; the plugin itself is installed via its entry point."""
+
+pytest_plugins = ["pytester"]
