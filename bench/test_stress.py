@@ -1,0 +1,80 @@
+"""Stress profile: can the machine sustain generation without overheating, throttling or swapping?
+
+Off unless selected (``-m stress`` or ``profiles: [..., stress]``) and run after everything else,
+on one configuration: the last that passed the earlier profiles in this run.  Generation runs
+continuously for ``thresholds.stress.duration`` minutes (``--llm-stress-duration`` seconds
+overrides) while temperature, CPU frequency, server RSS, swap and tokens/s are sampled every
+``sample_interval`` seconds.  Above the abort temperature, or when the server stops answering,
+the run stops the server at once and records why.  Readings the OS does not expose are skipped
+as "not available", never invented.
+"""
+
+import pytest
+
+from pytest_llmbench import metrics
+from pytest_llmbench.expect import at_most
+from pytest_llmbench.workloads import stress
+
+pytestmark = pytest.mark.stress
+
+
+@pytest.fixture(scope="session")
+def stressed(llm_session, llm_server, llm_cell, llm_settings, llm_results, pytestconfig):
+    """The chosen configuration under continuous generation, measured once."""
+    _, why = stress.choose(llm_session.store.cells(), [c.id for c in llm_session.cells])
+    duration = pytestconfig.getoption("llm_stress_duration")
+    measured = stress.run_for_settings(llm_server, llm_settings, duration, why)
+    llm_results.record(llm_cell, "stress", measured.metrics())
+    allow_swap = llm_settings.limits.allow_swap
+    rating = stress.rating(measured, llm_settings.thresholds.stress, allow_swap)
+    llm_results.set_rating(llm_cell, "stress", rating)
+    return measured
+
+
+def test_runs_for_the_whole_duration(stressed):
+    assert stressed.aborted is None, (
+        f"stress run aborted after {stressed.elapsed_s:.0f} of {stressed.duration_s:.0f} s: "
+        f"{stressed.aborted}"
+    )
+
+
+def test_temperature_stays_below_limit(stressed, llm_settings):
+    temperature = stressed.max_temperature_c
+    if temperature is None:
+        pytest.skip("CPU temperature not available: the OS exposes no CPU sensor")
+    at_most(
+        "CPU temperature",
+        temperature,
+        llm_settings.thresholds.stress.max_temperature,
+        "°C",
+        metrics.interpret(metrics.TEMPERATURE_C, temperature),
+    )
+
+
+def test_no_thermal_throttling(stressed):
+    if stressed.throttled is None:
+        pytest.skip("CPU frequency not available: the OS does not expose it")
+    freqs = [s.cpu_freq_mhz for s in stressed.samples if s.cpu_freq_mhz is not None]
+    assert not stressed.throttled, (
+        f"CPU frequency fell from {freqs[0]:.0f} MHz to {min(freqs):.0f} MHz and stayed low: "
+        "thermal throttling, reduce the load or improve cooling"
+    )
+
+
+def test_no_swapping(stressed, llm_settings):
+    if llm_settings.limits.allow_swap:
+        pytest.skip("limits.allow_swap is true")
+    growth = stressed.resources.get("swap_growth_mb")
+    growth = growth if isinstance(growth, int | float) else None
+    at_most("swap growth", growth, 0.0, "MB", metrics.reading_for(metrics.SWAP_GROWTH_MB, growth))
+
+
+def test_generation_speed_is_stable(stressed, llm_settings):
+    drop = stressed.tps_drop_percent
+    at_most(
+        "tokens/s drop, last vs first third of the run",
+        drop,
+        llm_settings.thresholds.stress.max_tps_drop,
+        "%",
+        metrics.reading_for(metrics.SLOWDOWN_PERCENT, drop),
+    )

@@ -1,0 +1,1 @@
+"""Workloads: the measurement procedures the profile modules in ``bench/`` run."""
