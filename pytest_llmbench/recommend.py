@@ -1,0 +1,507 @@
+"""Recommendations per use case, the overall best configuration and the run's key findings.
+
+Everything here reads the JSON report (its ``results[]`` with the ``derived`` sections that
+:func:`pytest_llmbench.metrics.derive_results` adds) and returns plain JSON data, so the terminal
+summary, the HTML report and ``llmbench report render`` on a merged file all say the same thing.
+A use case whose profile did not run says "not measured" instead of guessing.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import asdict, dataclass
+from typing import Any
+
+from pytest_llmbench import metrics as m
+
+PASS, WARN, FAIL = "✓", "⚠", "✗"
+MARK_ORDER = {PASS: 0, WARN: 1, FAIL: 2}
+MAX_SUITABLE = 5  # ✓ / ⚠ lines shown per use case
+MAX_UNSUITABLE = 3  # ✗ lines shown per use case
+MATH_WARN_BAND = 10.0  # math within this many points under the threshold is ⚠, below is ✗
+BATCH_GOOD_DOCS_PER_HOUR = 30.0  # "reasonable for moderate batches"
+
+Result = Mapping[str, Any]
+
+
+@dataclass(frozen=True)
+class Line:
+    mark: str
+    label: str
+    cell_id: str
+    summary: str
+    numbers: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class UseCase:
+    key: str
+    title: str
+    profile: str
+    lines: tuple[Line, ...]
+    hidden: int = 0
+    note: str | None = None
+
+
+@dataclass(frozen=True)
+class OverallBest:
+    label: str
+    cell_id: str
+    score: float
+    reasons: tuple[str, ...]
+
+
+# ------------------------------------------------------------------ helpers
+
+
+def settings_of(report: Mapping[str, Any]) -> dict[str, Any]:
+    found = m.dig(report, "metadata", "config", "settings")
+    return found if isinstance(found, dict) else {}
+
+
+def _settings_for(result: Result, default: Mapping[str, Any]) -> Mapping[str, Any]:
+    own = m.dig(result, "run", "settings")
+    return own if isinstance(own, Mapping) else default
+
+
+def label(result: Result, with_host: bool = False) -> str:
+    """ "SmolLM2-135M-Instruct Q4_K_M", plus "@ host" when a merged report spans machines."""
+    name = result.get("model_name") or result.get("model") or "?"
+    text = f"{name} {result.get('quant', '?')}"
+    host = result.get("hostname")
+    return f"{text} @ {host}" if with_host and host else text
+
+
+def spans_hosts(results: Sequence[Result]) -> bool:
+    return len({r.get("hostname") for r in results if r.get("hostname")}) > 1
+
+
+def profile_status(result: Result, profile: str) -> str | None:
+    status = m.dig(result, "profiles", profile, "status")
+    return status if isinstance(status, str) else None
+
+
+def profile_reason(result: Result, profile: str) -> str:
+    """The first failing, erroring or skipping test's message for one profile of a cell."""
+    tests = result.get("tests") or {}
+    for wanted in ("error", "failed", "skipped"):
+        for test in tests.values():
+            if test.get("profile") == profile and test.get("outcome") == wanted:
+                return str(test.get("message") or wanted)
+    return str(result.get("skip_reason") or profile_status(result, profile) or "not run")
+
+
+def _rating(result: Result, profile: str) -> str | None:
+    return m.dig(result, "derived", "profile_ratings", profile)
+
+
+def _fmt(value: float | None, spec: str, unit: str = "") -> str:
+    return "not measured" if value is None else f"{format(value, spec)}{unit}"
+
+
+# ------------------------------------------------------------------ use cases
+
+
+def _use_case(
+    key: str,
+    title: str,
+    profile: str,
+    results: Sequence[Result],
+    judge: Callable[[Result], tuple[str, str, dict[str, Any], tuple[float, ...]] | None],
+) -> UseCase:
+    """Rank the cells that ran ``profile``: ``judge`` gives mark, summary, numbers and a sort key.
+
+    Cells whose profile was skipped are counted in the note, not listed as unsuitable: a model
+    that is not downloaded says nothing about whether it would suit the use case.
+    """
+    with_host = spans_hosts(results)
+    ranked: list[tuple[tuple[Any, ...], Line]] = []
+    skipped = 0
+    for result in results:
+        status = profile_status(result, profile)
+        if status is None:
+            continue
+        judged = judge(result)
+        if judged is None and status in ("skipped", "not run"):
+            skipped += 1
+            continue
+        if judged is None:
+            mark, summary, numbers, order = FAIL, profile_reason(result, profile), {}, ()
+        else:
+            mark, summary, numbers, order = judged
+        line = Line(
+            mark, label(result, with_host), str(result.get("cell_id", "")), summary, numbers
+        )
+        ranked.append(((MARK_ORDER[mark], *order), line))
+    ranked.sort(key=lambda pair: pair[0])
+    suitable = [line for _, line in ranked if line.mark != FAIL]
+    unsuitable = [line for _, line in ranked if line.mark == FAIL]
+    shown = suitable[:MAX_SUITABLE] + unsuitable[:MAX_UNSUITABLE]
+    notes = []
+    if not ranked:
+        notes.append(
+            f"not measured: the {profile} profile did not run (select it with -m {profile})"
+        )
+    if skipped:
+        notes.append(f"{skipped} cell{'s' if skipped != 1 else ''} skipped, not measured")
+    return UseCase(
+        key, title, profile, tuple(shown), len(ranked) - len(shown), "; ".join(notes) or None
+    )
+
+
+def _interactive(result: Result) -> tuple[str, str, dict[str, Any], tuple[float, ...]] | None:
+    metrics = m.profile_metrics(result, "interactive")
+    tps, ttft = m.number(metrics.get("tokens_per_second")), m.number(metrics.get("ttft_seconds"))
+    if tps is None or ttft is None:
+        return None
+    rating = _rating(result, "interactive") or "acceptable"
+    status = profile_status(result, "interactive")
+    if rating == "failed" or status in ("failed", "error"):
+        mark = FAIL
+    elif rating in ("excellent", "good") and status == "passed":
+        mark = PASS
+    else:
+        mark = WARN
+    noisy = ", noisy" if metrics.get("noisy") else ""
+    reading = m.interpret(m.TOKENS_PER_SECOND, tps)
+    summary = f"{rating.capitalize()} ({tps:.1f} t/s, {ttft:.2f} s TTFT{noisy}): {reading}"
+    numbers = {"tokens_per_second": tps, "ttft_seconds": ttft, "rating": rating}
+    return mark, summary, numbers, (-m.RATING_POINTS.get(rating, 0), -tps, ttft)
+
+
+def _long_context(
+    largest_tried: int | None,
+) -> Callable[[Result], tuple[str, str, dict[str, Any], tuple[float, ...]] | None]:
+    def judge(result: Result) -> tuple[str, str, dict[str, Any], tuple[float, ...]] | None:
+        metrics = m.profile_metrics(result, "long_context")
+        points = m.long_context_points(metrics)
+        passed = [p for p in points if p.passed]
+        largest = m.number(metrics.get("max_context_passed")) or (
+            passed[-1].size if passed else None
+        )
+        if not largest:
+            return None
+        at_largest = next((p.seconds for p in passed if p.size == largest), None)
+        seconds = at_largest if at_largest is not None else m.number(metrics.get("load_seconds"))
+        memory = m.dig(result, "derived", "memory_gb")
+        tried = max([p.size for p in points] or [largest_tried or 0, int(largest)])
+        complete = largest >= tried and profile_status(result, "long_context") == "passed"
+        mark = PASS if complete else WARN
+        reach = (
+            f"{int(largest):,} tokens"
+            if complete
+            else f"up to {int(largest):,} of {tried:,} tokens"
+        )
+        parts = [reach, _fmt(seconds, ".1f", " s load")]
+        if memory is not None:
+            parts.append(f"{memory:.1f} GB RAM")
+        reading = f": {m.interpret(m.CONTEXT_LOAD, seconds)}" if seconds is not None else ""
+        skipped = metrics.get("skipped_sizes")
+        untried = {int(k): why for k, why in skipped.items() if str(k).isdigit()} if isinstance(skipped, Mapping) else {}  # fmt: skip
+        if untried:
+            smallest = min(untried)
+            reading += f" ({smallest:,} tokens and up not tried: {untried[smallest]})"
+        numbers = {"max_context_passed": int(largest), "load_seconds": seconds, "memory_gb": memory}
+        return mark, ", ".join(parts) + reading, numbers, (-largest, seconds or 0.0)
+
+    return judge
+
+
+def _batch(result: Result) -> tuple[str, str, dict[str, Any], tuple[float, ...]] | None:
+    metrics = m.profile_metrics(result, "batch")
+    docs = m.number(metrics.get("docs_per_hour"))
+    if docs is None:
+        return None
+    cv = m.number(metrics.get("cv_percent"))
+    status = profile_status(result, "batch")
+    mark = PASS if docs >= BATCH_GOOD_DOCS_PER_HOUR and status == "passed" else WARN
+    spread = f", {cv:.0f} % spread" if cv is not None else ""
+    summary = f"{docs:.0f} docs/hour{spread}: {m.interpret(m.BATCH_DOCS_PER_HOUR, docs)}"
+    return mark, summary, {"docs_per_hour": docs, "cv_percent": cv}, (-docs, cv or 0.0)
+
+
+def _accuracy(
+    min_math: float,
+) -> Callable[[Result], tuple[str, str, dict[str, Any], tuple[float, ...]] | None]:
+    def judge(result: Result) -> tuple[str, str, dict[str, Any], tuple[float, ...]] | None:
+        metrics = m.profile_metrics(result, "quality")
+        math_score = m.quality_category(metrics, "math")
+        overall = m.quality_overall(metrics)
+        if math_score is None:
+            return None
+        if math_score >= min_math:
+            mark = PASS
+        elif math_score >= min_math - MATH_WARN_BAND:
+            mark = WARN
+        else:
+            mark = FAIL
+        also = f" (overall {overall:.0f} %)" if overall is not None else ""
+        verdict = "" if mark == PASS else f", below the {min_math:.0f} % threshold"
+        summary = f"{math_score:.0f} % math accuracy{also}{verdict}"
+        numbers = {"math_score": math_score, "overall_score": overall}
+        return mark, summary, numbers, (-math_score, -(overall or 0.0))
+
+    return judge
+
+
+def use_cases(results: Sequence[Result], settings: Mapping[str, Any]) -> list[UseCase]:
+    thresholds = settings.get("thresholds") or {}
+    sizes = m.dig(thresholds, "long_context", "test_sizes")
+    largest = (
+        max((int(s) for s in sizes if m.number(s)), default=None)
+        if isinstance(sizes, list)
+        else None
+    )
+    min_math = m.number(m.dig(thresholds, "quality", "min_math_score")) or 80.0
+    return [
+        _use_case("interactive", "Interactive storytelling", "interactive", results, _interactive),
+        _use_case(
+            "long_context",
+            "Long-context work (largest context that passed)",
+            "long_context",
+            results,
+            _long_context(largest),
+        ),
+        _use_case("batch", "Document batch processing", "batch", results, _batch),
+        _use_case(
+            "accuracy", "Accuracy-critical work (math)", "quality", results, _accuracy(min_math)
+        ),
+    ]
+
+
+# ------------------------------------------------------------------ overall best
+
+
+def _ram_gb(result: Result, metadata: Mapping[str, Any]) -> float | None:
+    return m.number(m.dig(result, "hardware", "ram_gb")) or m.number(
+        m.dig(metadata, "hardware", "ram_gb")
+    )
+
+
+def _best_quality_by_model(results: Sequence[Result]) -> dict[str, float]:
+    best: dict[str, float] = {}
+    for result in results:
+        quality = m.number(m.dig(result, "derived", "quality_overall"))
+        model = str(result.get("model"))
+        if quality is not None:
+            best[model] = max(best.get(model, 0.0), quality)
+    return best
+
+
+def overall_best(results: Sequence[Result], metadata: Mapping[str, Any]) -> OverallBest | None:
+    """The cell with the best balance of performance (ratings across profiles, and decode
+    speed), memory headroom and accuracy.  Accuracy is weighed against the most accurate cell
+    in the report, not only against the model's own best quant: a small model that keeps all of
+    its little accuracy is not the best choice for work that needs accuracy.  Only cells that
+    ran and were not rated failed are eligible."""
+    eligible = [
+        r
+        for r in results
+        if r.get("status") in ("passed", "partial")
+        and m.dig(r, "derived", "rating") not in (None, "failed")
+    ]
+    if not eligible:
+        return None
+    top_tps = max((_tps(r) or 0.0 for r in eligible), default=0.0)
+    top_quality = max((_quality(r) or 0.0 for r in eligible), default=0.0)
+
+    def score(result: Result) -> float:
+        ratings = [v for v in (m.dig(result, "derived", "profile_ratings") or {}).values() if v]
+        balance = sum(m.RATING_POINTS[v] for v in ratings) / (4 * len(ratings)) if ratings else 0.0
+        speed = (_tps(result) or 0.0) / top_tps if top_tps else 0.0
+        memory, ram = m.dig(result, "derived", "memory_gb"), _ram_gb(result, metadata)
+        headroom = max(0.0, 1 - memory / ram) if memory is not None and ram else None
+        quality = _quality(result)
+        accuracy = quality / top_quality if quality is not None and top_quality else None
+        neutral = 0.5  # an unmeasured part neither helps nor hurts one cell against another
+        return (
+            0.4 * (0.7 * balance + 0.3 * speed)
+            + 0.2 * (headroom if headroom is not None else neutral)
+            + 0.4 * (accuracy if accuracy is not None else neutral)
+        )
+
+    winner = max(eligible, key=lambda r: (score(r), _tps(r) or 0.0))
+    return OverallBest(
+        label(winner, spans_hosts(results)),
+        str(winner.get("cell_id", "")),
+        round(100 * score(winner), 1),
+        tuple(_reasons(winner, metadata, _best_quality_by_model(eligible))),
+    )
+
+
+def _quality(result: Result) -> float | None:
+    return m.number(m.dig(result, "derived", "quality_overall"))
+
+
+def _tps(result: Result) -> float | None:
+    return m.number(m.profile_metrics(result, "interactive").get("tokens_per_second"))
+
+
+def _reasons(
+    result: Result, metadata: Mapping[str, Any], best_quality: Mapping[str, float]
+) -> list[str]:
+    ratings = {k: v for k, v in (m.dig(result, "derived", "profile_ratings") or {}).items() if v}
+    good = sum(1 for v in ratings.values() if v in ("excellent", "good"))
+    listed = ", ".join(f"{k} {v}" for k, v in ratings.items())
+    reasons = [
+        f"balanced performance: {good} of {len(ratings)} profiles rated good or better ({listed})"
+    ]
+    memory, ram = m.dig(result, "derived", "memory_gb"), _ram_gb(result, metadata)
+    if memory is None:
+        reasons.append("memory headroom: not measured")
+    elif ram:
+        free = 100 * max(0.0, 1 - memory / ram)
+        reading = m.interpret(m.MEMORY_GB, memory)
+        reasons.append(
+            f"memory headroom: {memory:.2f} GB of {ram:.0f} GB RAM ({free:.0f} % free), {reading}"
+        )
+    else:
+        reasons.append(f"memory: {memory:.2f} GB, {m.interpret(m.MEMORY_GB, memory)}")
+    quality = m.number(m.dig(result, "derived", "quality_overall"))
+    best = best_quality.get(str(result.get("model")))
+    if quality is not None and best:
+        reasons.append(
+            f"accuracy retention: {100 * quality / best:.0f} % of the model's best quantization "
+            f"({quality:.0f} % overall quality)"
+        )
+    else:
+        reasons.append("accuracy retention: not measured (the quality profile did not run)")
+    metrics = m.profile_metrics(result, "interactive")
+    tps, ttft = m.number(metrics.get("tokens_per_second")), m.number(metrics.get("ttft_seconds"))
+    if tps is not None and ttft is not None:
+        reasons.append(f"{tps:.1f} t/s, {ttft:.2f} s TTFT: {m.interpret(m.TOKENS_PER_SECOND, tps)}")
+    cost_benefit = m.number(m.dig(result, "derived", "cost_benefit_score"))
+    if cost_benefit is not None:
+        reasons.append(f"cost-benefit score {cost_benefit:.0f} / 100")
+    return reasons
+
+
+# ------------------------------------------------------------------ key findings
+
+
+def key_findings(
+    results: Sequence[Result], metadata: Mapping[str, Any], settings: Mapping[str, Any]
+) -> list[str]:
+    """Short statements a reader should not miss: counts, extremes, accuracy drops, noise."""
+    if not results:
+        return ["no cells ran"]
+    with_host = spans_hosts(results)
+    statuses = Counter(str(r.get("status")) for r in results)
+    models = {r.get("model") for r in results}
+    counts = ", ".join(f"{n} {s}" for s, n in statuses.most_common())
+    findings = [
+        f"{len(results)} cells over {len(models)} model{'s' if len(models) != 1 else ''}: {counts}"
+    ]
+
+    def extreme(
+        metric: Callable[[Result], float | None], highest: bool
+    ) -> tuple[Result, float] | None:
+        known = [(r, v) for r in results if (v := metric(r)) is not None]
+        if not known:
+            return None
+        return (max if highest else min)(known, key=lambda pair: pair[1])
+
+    def metric(profile: str, key: str) -> Callable[[Result], float | None]:
+        return lambda r: m.number(m.profile_metrics(r, profile).get(key))
+
+    def memory(r: Result) -> float | None:
+        return m.number(m.dig(r, "derived", "memory_gb"))
+
+    def temperature(r: Result) -> float | None:
+        return m.stress_max_temperature(m.profile_metrics(r, "stress"))
+
+    tps, ttft = metric("interactive", "tokens_per_second"), metric("interactive", "ttft_seconds")
+    extremes: tuple[tuple[Callable[[Result], float | None], bool, Callable[[str, float], str]], ...] = (
+        (tps, True, lambda c, v: f"fastest decode: {c} at {v:.1f} t/s ({m.interpret(m.TOKENS_PER_SECOND, v)})"),
+        (ttft, False, lambda c, v: f"quickest first token: {c} in {v:.2f} s ({m.interpret(m.TIME_TO_FIRST_TOKEN, v)})"),
+        (memory, False, lambda c, v: f"smallest memory footprint: {c} with {v:.2f} GB"),
+        (metric("long_context", "max_context_passed"), True, lambda c, v: f"largest context that passed: {int(v):,} tokens ({c})"),
+        (metric("batch", "docs_per_hour"), True, lambda c, v: f"best batch throughput: {c} at {v:.0f} docs/hour"),
+    )  # fmt: skip
+    for reader, highest, say in extremes:
+        if found := extreme(reader, highest):
+            findings.append(say(label(found[0], with_host), found[1]))
+    min_math = m.number(m.dig(settings, "thresholds", "quality", "min_math_score")) or 80.0
+    weak = [
+        f"{label(r, with_host)} ({score:.0f} %)"
+        for r in results
+        if (score := m.quality_category(m.profile_metrics(r, "quality"), "math")) is not None
+        and score < min_math
+    ]
+    if weak:
+        findings.append(
+            f"below {min_math:.0f} % on math, avoid for accuracy-critical work: {', '.join(weak)}"
+        )
+    noisy = [
+        label(r, with_host) for r in results if m.profile_metrics(r, "interactive").get("noisy")
+    ]
+    if noisy:
+        findings.append(
+            f"noisy decode speed (run-to-run CV above {m.NOISY_CV_PERCENT:.0f} %), treat as approximate: "
+            + ", ".join(noisy)
+        )
+    if found := extreme(temperature, True):
+        hottest, degrees = found
+        findings.append(
+            f"hottest under stress: {degrees:.0f} °C with {label(hottest, with_host)} "
+            f"({m.interpret(m.TEMPERATURE_C, degrees)})"
+        )
+    reasons = Counter(str(r.get("skip_reason")) for r in results if r.get("status") == "skipped")
+    if reasons:
+        reason, n = reasons.most_common(1)[0]
+        total = sum(reasons.values())
+        findings.append(
+            f"{total} cell{'s' if total != 1 else ''} skipped; most common reason ({n}): {reason}"
+        )
+    return findings
+
+
+# ------------------------------------------------------------------ the report's analysis
+
+
+def recommendations(results: Sequence[Result], metadata: Mapping[str, Any]) -> dict[str, Any]:
+    settings = m.dig(metadata, "config", "settings") or {}
+    best = overall_best(results, metadata)
+    plain = {
+        "use_cases": [asdict(u) for u in use_cases(results, settings)],
+        "overall_best": asdict(best) if best else None,
+    }
+    return json.loads(json.dumps(plain))  # exactly what the JSON report holds (lists, not tuples)
+
+
+def enrich_report(report: Mapping[str, Any]) -> dict[str, Any]:
+    """A copy of ``report`` with derived metrics per result, recommendations and key findings
+    (recomputed from the raw results, so a merged report is judged as a whole)."""
+    metadata = report.get("metadata") or {}
+    settings = settings_of(report)
+    results = m.derive_results(list(report.get("results") or []), settings)
+    return {
+        **report,
+        "results": results,
+        "recommendations": recommendations(results, metadata),
+        "key_findings": key_findings(results, metadata, settings),
+    }
+
+
+def format_recommendations(recs: Mapping[str, Any]) -> list[str]:
+    """The recommendations as terminal lines, in the layout of the design's example."""
+    lines = ["RECOMMENDED CONFIGURATIONS"]
+    for case in recs.get("use_cases") or []:
+        lines.append("")
+        lines.append(f"{case['title']}:")
+        for line in case.get("lines") or []:
+            lines.append(f"  {line['mark']} {line['label']} - {line['summary']}")
+        if case.get("hidden"):
+            lines.append(f"  … and {case['hidden']} more (see the HTML report)")
+        if case.get("note"):
+            lines.append(f"  {case['note']}")
+    best = recs.get("overall_best")
+    lines.append("")
+    if best:
+        lines.append(f"Overall best: {best['label']}")
+        lines += [f"  - {reason}" for reason in best.get("reasons") or []]
+    else:
+        lines.append("Overall best: none (no cell ran without failing)")
+    return lines

@@ -1,0 +1,1 @@
+"""Report writers: each turns the finished result store into one output format."""

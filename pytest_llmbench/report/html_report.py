@@ -1,0 +1,879 @@
+"""The standalone HTML report: one file that opens offline, reads on screen and prints.
+
+Layout follows the design's "Reporting System": the executive summary with the
+recommendations first, the models × quants heat map, the charts (inline SVG, see
+:mod:`svg_charts`), the sortable and filterable results table with every cell's details, the
+skipped cells with their reasons, and the appendices (configuration, server logs, raw metrics).
+Every value from the report passes through :func:`html.escape`; the only script is a few lines
+for sorting, filtering and opening the details before printing.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Callable, Mapping, Sequence
+from html import escape
+from pathlib import Path
+from typing import Any
+
+from pytest_llmbench import metrics as m
+from pytest_llmbench.models import atomic_write_text
+from pytest_llmbench.recommend import label, settings_of, spans_hosts
+from pytest_llmbench.report.svg_charts import Point, Series, bar_chart, xy_chart
+
+Result = Mapping[str, Any]
+LOG_TAIL_LINES = 200
+LOG_TAIL_BYTES = 64 * 1024
+
+CSS = """
+:root { --ink: #1b1f23; --muted: #57606a; --line: #d0d7de; --panel: #f6f8fa;
+  --excellent: #1a9850; --good: #91cf60; --acceptable: #fee08b; --poor: #fc8d59;
+  --failed: #d73027; --none: #e6e6e6; }
+* { box-sizing: border-box; -webkit-print-color-adjust: exact; print-color-adjust: exact; }
+body { font: 14px/1.45 system-ui, -apple-system, "Segoe UI", Roboto, sans-serif; color: var(--ink);
+  margin: 0 auto; max-width: 1200px; padding: 16px 24px 48px; }
+h1 { font-size: 24px; margin: 8px 0 2px; } h2 { font-size: 19px; margin: 28px 0 8px;
+  border-bottom: 2px solid var(--line); padding-bottom: 4px; } h3 { font-size: 15px; margin: 16px 0 6px; }
+.subtitle, .note { color: var(--muted); }
+table { border-collapse: collapse; margin: 6px 0 12px; }
+th, td { border: 1px solid var(--line); padding: 3px 7px; text-align: left; vertical-align: top; }
+th { background: var(--panel); } td.num { text-align: right; font-variant-numeric: tabular-nums; }
+.r-excellent { background: var(--excellent); color: #fff; } .r-good { background: var(--good); }
+.r-acceptable { background: var(--acceptable); } .r-poor { background: var(--poor); }
+.r-failed { background: var(--failed); color: #fff; } .r-none { background: var(--none); color: var(--muted); }
+.badge { display: inline-block; padding: 0 6px; border-radius: 3px; font-size: 12px; }
+.best { border: 2px solid var(--excellent); border-radius: 6px; padding: 8px 14px; margin: 8px 0 12px; }
+.best h3 { margin-top: 4px; } .usecases { display: grid; grid-template-columns: repeat(auto-fit, minmax(480px, 1fr)); gap: 4px 24px; }
+ul.recs { list-style: none; padding-left: 4px; margin: 4px 0; } ul.recs li { margin: 2px 0; }
+.mark-ok { color: var(--excellent); font-weight: bold; } .mark-warn { color: #b8860b; font-weight: bold; }
+.mark-bad { color: var(--failed); font-weight: bold; }
+table.heatmap td { min-width: 92px; text-align: center; } table.heatmap td a { color: inherit; text-decoration: none; display: block; }
+table.heatmap small { display: block; font-size: 11px; }
+.charts { display: grid; grid-template-columns: repeat(auto-fit, minmax(520px, 1fr)); gap: 12px; }
+figure { margin: 0; border: 1px solid var(--line); border-radius: 6px; padding: 6px; break-inside: avoid; }
+figcaption { color: var(--muted); font-size: 12px; padding: 0 4px; }
+svg.chart { width: 100%; height: auto; display: block; font-size: 11px; }
+svg .chart-title { font-size: 14px; font-weight: 600; } svg .plot-area { fill: #fff; stroke: var(--line); }
+svg .grid { stroke: #eaeef2; } svg .tick { fill: var(--muted); } svg .axis-label { fill: var(--ink); font-size: 12px; }
+svg .series-line { fill: none; stroke-width: 2; } svg .empty-note { fill: var(--muted); font-size: 14px; }
+.scroll { overflow-x: auto; } #results-table { font-size: 12.5px; }
+#results-table td:first-child { white-space: nowrap; }
+.controls { display: flex; flex-wrap: wrap; gap: 10px; align-items: center; margin: 6px 0; }
+.controls input, .controls select { font: inherit; padding: 2px 6px; }
+table.sortable th { cursor: pointer; user-select: none; white-space: nowrap; }
+table.sortable th[aria-sort="ascending"]::after { content: " ▲"; } table.sortable th[aria-sort="descending"]::after { content: " ▼"; }
+td[title], span[title] { text-decoration: underline dotted #8c959f; text-underline-offset: 3px; }
+details.cell { border: 1px solid var(--line); border-radius: 6px; margin: 6px 0; padding: 4px 10px; }
+details.cell > summary { cursor: pointer; font-weight: 600; }
+pre { background: var(--panel); border: 1px solid var(--line); padding: 8px; overflow-x: auto;
+  font-size: 12px; white-space: pre-wrap; word-break: break-all; max-height: 480px; }
+@media print {
+  body { max-width: none; padding: 0; font-size: 10pt; } .controls { display: none; }
+  a { color: inherit; text-decoration: none; } pre { max-height: none; }
+  .scroll { overflow: visible; } #results-table { font-size: 8pt; }
+  .charts { grid-template-columns: 1fr 1fr; } h2 { break-after: avoid; } tr, li { break-inside: avoid; }
+}
+"""
+
+SCRIPT = """
+(function () {
+  "use strict";
+  function key(row, index) {
+    var cell = row.cells[index];
+    if (!cell) { return ""; }
+    var value = cell.getAttribute("data-sort");
+    return value === null ? cell.textContent.trim() : value;
+  }
+  function sortTable(table, index, th) {
+    var body = table.tBodies[0];
+    var rows = Array.prototype.slice.call(body.rows);
+    var dir = th.getAttribute("aria-sort") === "ascending" ? -1 : 1;
+    Array.prototype.forEach.call(th.parentNode.cells, function (c) { c.removeAttribute("aria-sort"); });
+    th.setAttribute("aria-sort", dir === 1 ? "ascending" : "descending");
+    rows.sort(function (a, b) {
+      var x = key(a, index), y = key(b, index);
+      if (x === "" || y === "") { return x === y ? 0 : (x === "" ? 1 : -1); }
+      var nx = Number(x), ny = Number(y);
+      var cmp = (!isNaN(nx) && !isNaN(ny)) ? nx - ny : x.localeCompare(y);
+      return dir * cmp;
+    });
+    rows.forEach(function (row) { body.appendChild(row); });
+  }
+  document.querySelectorAll("table.sortable").forEach(function (table) {
+    Array.prototype.forEach.call(table.tHead.rows[0].cells, function (th, index) {
+      th.tabIndex = 0;
+      th.addEventListener("click", function () { sortTable(table, index, th); });
+      th.addEventListener("keydown", function (event) {
+        if (event.key === "Enter") { sortTable(table, index, th); }
+      });
+    });
+  });
+  function value(id) { var el = document.getElementById(id); return el ? el.value : ""; }
+  function applyFilters() {
+    var text = value("filter-text").toLowerCase();
+    var rating = value("filter-rating"), status = value("filter-status"), usecase = value("filter-usecase");
+    var shown = 0;
+    document.querySelectorAll("#results-table tbody tr").forEach(function (row) {
+      var ok = (!text || row.textContent.toLowerCase().indexOf(text) >= 0) &&
+        (!rating || row.getAttribute("data-rating") === rating) &&
+        (!status || row.getAttribute("data-status") === status) &&
+        (!usecase || (" " + row.getAttribute("data-profiles") + " ").indexOf(" " + usecase + " ") >= 0);
+      row.hidden = !ok;
+      if (ok) { shown += 1; }
+    });
+    var count = document.getElementById("filter-count");
+    if (count) { count.textContent = shown + " shown"; }
+  }
+  document.querySelectorAll("[data-filter]").forEach(function (el) {
+    el.addEventListener("input", applyFilters);
+    el.addEventListener("change", applyFilters);
+  });
+  window.addEventListener("beforeprint", function () {
+    document.querySelectorAll("details").forEach(function (d) { d.open = true; });
+  });
+})();
+"""
+
+MARK_CLASS = {"✓": "mark-ok", "⚠": "mark-warn", "✗": "mark-bad"}
+
+
+# ------------------------------------------------------------------ small helpers
+
+
+def fmt(value: Any) -> str:
+    """A value as a person reads it: few digits, thousands separated, "not measured" for None."""
+    if value is None:
+        return "not measured"
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, int):
+        return f"{value:,}"
+    if isinstance(value, float):
+        if value != 0 and abs(value) < 0.01:
+            return f"{value:.2g}"
+        if abs(value) >= 100000:
+            return f"{value:,.0f}"
+        return f"{value:.3g}" if abs(value) < 10 else f"{value:,.1f}"
+    return str(value)
+
+
+def rating_class(rating: Any) -> str:
+    return f"r-{rating}" if rating in m.RATING_POINTS else "r-none"
+
+
+def anchor(result: Result) -> str:
+    host = result.get("hostname")
+    raw = f"{result.get('cell_id', '')}{'-' + host if host else ''}"
+    return "cell-" + re.sub(r"[^A-Za-z0-9_.-]", "_", raw)
+
+
+def quant_order(quant: str) -> tuple[int, str]:
+    """Quantizations by bits per weight (Q2_K … Q8_0, F16, F32), then name."""
+    if quant.upper() in ("F16", "BF16"):
+        return (16, quant)
+    if quant.upper() == "F32":
+        return (32, quant)
+    found = re.search(r"(\d+)", quant)
+    return (int(found.group(1)) if found else 99, quant)
+
+
+def _title(text: str | None) -> str:
+    return f' title="{escape(text)}"' if text else ""
+
+
+def _sort_key(value: Any) -> str:
+    number = m.number(value)
+    return f' data-sort="{number:.6g}"' if number is not None else ""
+
+
+def _num_td(value: float | None, metric: str | None = None, digits: str | None = None) -> str:
+    title = _title(m.reading(metric, value) if metric else None)
+    if value is None:
+        return '<td class="num" data-sort="">–</td>'
+    text = format(value, digits) if digits else fmt(value)
+    return f'<td class="num" data-sort="{value:.6g}"{title}>{escape(text)}</td>'
+
+
+def _tps(result: Result) -> float | None:
+    return m.number(m.profile_metrics(result, "interactive").get("tokens_per_second"))
+
+
+# ------------------------------------------------------------------ executive summary
+
+
+def _recommendations(recs: Mapping[str, Any]) -> str:
+    parts = ['<div id="recommendations">']
+    best = recs.get("overall_best")
+    if best:
+        reasons = "".join(f"<li>{escape(r)}</li>" for r in best.get("reasons") or [])
+        parts.append(
+            f'<div class="best"><h3>Overall best: {escape(best["label"])}</h3><ul>{reasons}</ul></div>'
+        )
+    else:
+        parts.append(
+            '<div class="best"><h3>Overall best: none</h3><p>No cell ran without failing.</p></div>'
+        )
+    parts.append('<div class="usecases">')
+    for case in recs.get("use_cases") or []:
+        items = []
+        for line in case.get("lines") or []:
+            mark = line["mark"]
+            items.append(
+                f'<li><span class="{MARK_CLASS.get(mark, "")}">{escape(mark)}</span> '
+                f"<strong>{escape(line['label'])}</strong> – {escape(line['summary'])}</li>"
+            )
+        if case.get("hidden"):
+            items.append(f'<li class="note">… and {case["hidden"]} more in the results table</li>')
+        note = f'<p class="note">{escape(case["note"])}</p>' if case.get("note") else ""
+        parts.append(
+            f'<div class="usecase"><h3>{escape(case["title"])}</h3><ul class="recs">{"".join(items)}</ul>{note}</div>'
+        )
+    parts.append("</div></div>")
+    return "".join(parts)
+
+
+def _hardware_rows(report: Mapping[str, Any]) -> list[tuple[str, Mapping[str, Any], str]]:
+    """(host, hardware, llama-server version) per machine: per result in a merged report."""
+    metadata = report.get("metadata") or {}
+    rows: dict[str, tuple[str, Mapping[str, Any], str]] = {}
+    for result in report.get("results") or []:
+        host = result.get("hostname")
+        if host and isinstance(result.get("hardware"), Mapping):
+            version = m.dig(result, "run", "llama_server", "version") or ""
+            rows.setdefault(host, (host, result["hardware"], str(version)))
+    if not rows:
+        host = str(metadata.get("hostname") or "this machine")
+        version = str(m.dig(metadata, "llama_server", "version") or "")
+        rows[host] = (host, metadata.get("hardware") or {}, version)
+    return list(rows.values())
+
+
+def _duration(seconds: Any) -> str:
+    value = m.number(seconds)
+    if value is None:
+        return "unknown"
+    hours, rest = divmod(round(value), 3600)
+    minutes, secs = divmod(rest, 60)
+    return f"{hours} h {minutes:02d} min" if hours else f"{minutes} min {secs:02d} s"
+
+
+def _summary(report: Mapping[str, Any]) -> str:
+    metadata = report.get("metadata") or {}
+    results = report.get("results") or []
+    hardware = "".join(
+        f"<tr><td>{escape(host)}</td><td>{escape(str(hw.get('cpu', '?')))}</td>"
+        f'<td class="num">{escape(fmt(hw.get("cores")))}</td><td class="num">{escape(fmt(hw.get("ram_gb")))}</td>'
+        f"<td>{escape(str(hw.get('os', '?')))}</td><td>{escape(version)}</td></tr>"
+        for host, hw, version in _hardware_rows(report)
+    )
+    models: dict[str, list[str]] = {}
+    for result in results:
+        models.setdefault(str(result.get("model_name") or result.get("model")), []).append(
+            str(result.get("quant"))
+        )
+    model_items = "".join(
+        f"<li>{escape(name)}: {escape(', '.join(sorted(set(quants), key=quant_order)))}</li>"
+        for name, quants in models.items()
+    )
+    findings = "".join(f"<li>{escape(str(f))}</li>" for f in report.get("key_findings") or [])
+    sources = metadata.get("merged_from")
+    merged = (
+        f'<p class="note">Merged from {len(sources)} reports: '
+        + escape(", ".join(str(s.get("source")) for s in sources))
+        + "</p>"
+        if isinstance(sources, list)
+        else ""
+    )
+    return (
+        '<section id="summary"><h2>Executive summary</h2>'
+        + _recommendations(report.get("recommendations") or {})
+        + "<h3>Hardware tested</h3><table><thead><tr><th>Host</th><th>CPU</th><th>Cores</th>"
+        "<th>RAM GB</th><th>OS</th><th>llama-server</th></tr></thead><tbody>"
+        + hardware
+        + "</tbody></table>"
+        + f"<p>Started {escape(str(metadata.get('timestamp', '?')))}; test duration "
+        f"{escape(_duration(metadata.get('duration_seconds')))}.</p>"
+        + merged
+        + f"<h3>Models evaluated</h3><ul>{model_items or '<li>none</li>'}</ul>"
+        + f"<h3>Key findings</h3><ul>{findings or '<li>none</li>'}</ul></section>"
+    )
+
+
+# ------------------------------------------------------------------ heat map
+
+
+def _heatmap(results: Sequence[Result]) -> str:
+    with_host = spans_hosts(results)
+    quants = sorted({str(r.get("quant")) for r in results}, key=quant_order)
+    rows: dict[str, dict[str, Result]] = {}
+    for result in sorted(
+        results, key=lambda r: (m.number(r.get("params_b")) or 0, str(r.get("model")))
+    ):
+        name = str(result.get("model_name") or result.get("model"))
+        if with_host and result.get("hostname"):
+            name += f" @ {result['hostname']}"
+        rows.setdefault(name, {})[str(result.get("quant"))] = result
+    body = []
+    for name, by_quant in rows.items():
+        tds = []
+        for quant in quants:
+            result = by_quant.get(quant)
+            if result is None:
+                tds.append('<td class="r-none">–</td>')
+                continue
+            rating = m.dig(result, "derived", "rating")
+            status = str(result.get("status"))
+            tps = _tps(result)
+            ratings = m.dig(result, "derived", "profile_ratings") or {}
+            tip = [f"{result.get('cell_id')}: {status}"]
+            tip += [f"{k} {v}" for k, v in ratings.items() if v]
+            if tps is not None:
+                tip.append(f"{tps:.1f} t/s: {m.interpret(m.TOKENS_PER_SECOND, tps)}")
+            if result.get("skip_reason"):
+                tip.append(str(result["skip_reason"]))
+            headline = (
+                f"<small>{tps:.1f} t/s</small>"
+                if tps is not None
+                else f"<small>{escape(status)}</small>"
+            )
+            tds.append(
+                f'<td class="{rating_class(rating)}" title="{escape("; ".join(tip))}">'
+                f'<a href="#{anchor(result)}">{escape(str(rating or status))}{headline}</a></td>'
+            )
+        body.append(f"<tr><th>{escape(name)}</th>{''.join(tds)}</tr>")
+    legend = " ".join(f'<span class="badge {rating_class(r)}">{r}</span>' for r in m.RATINGS)
+    head = "".join(f"<th>{escape(q)}</th>" for q in quants)
+    return (
+        '<section id="matrix"><h2>Performance overview: models × quantizations</h2>'
+        f'<p class="note">Each cell is coloured by its usability rating (the worst of its profiles): {legend} '
+        '<span class="badge r-none">not rated</span>. Hover for details; click for the cell\'s results.</p>'
+        f'<table class="heatmap"><thead><tr><th>Model</th>{head}</tr></thead><tbody>{"".join(body)}</tbody></table></section>'
+    )
+
+
+# ------------------------------------------------------------------ charts
+
+
+def _series_by(
+    results: Sequence[Result],
+    group: Callable[[Result], str],
+    point: Callable[[Result], Point | None],
+    order: Callable[[str], Any] = str,
+) -> list[Series]:
+    groups: dict[str, list[Point]] = {}
+    for result in results:
+        p = point(result)
+        if p is not None:
+            groups.setdefault(group(result), []).append(p)
+    return [Series(name, tuple(groups[name])) for name in sorted(groups, key=order)]
+
+
+def _charts(results: Sequence[Result]) -> str:
+    with_host = spans_hosts(results)
+
+    def name(r: Result) -> str:
+        return label(r, with_host)
+
+    def model_name(r: Result) -> str:
+        text = str(r.get("model_name") or r.get("model"))
+        return f"{text} @ {r['hostname']}" if with_host and r.get("hostname") else text
+
+    def quant_group(r: Result) -> str:
+        quant = str(r.get("quant"))
+        return f"{quant} @ {r['hostname']}" if with_host and r.get("hostname") else quant
+
+    def tps_point(r: Result) -> Point | None:
+        size, tps = m.file_size_gb(r), _tps(r)
+        if size is None or tps is None:
+            return None
+        return Point(size, tps, f"{name(r)}: {tps:.1f} t/s, {size:.2f} GB file")
+
+    def memory_point(r: Result) -> Point | None:
+        size, memory = m.file_size_gb(r), m.number(m.dig(r, "derived", "memory_gb"))
+        if size is None or memory is None:
+            return None
+        return Point(size, memory, f"{name(r)}: {memory:.2f} GB in memory, {size:.2f} GB file")
+
+    charts = [
+        xy_chart(
+            "tps-vs-size",
+            "Decode speed vs model size, by quantization",
+            "model file size (GB)",
+            "tokens / s",
+            _series_by(results, quant_group, tps_point, lambda g: quant_order(g.split(" @ ")[0])),
+            empty_message="not measured: run the interactive profile",
+        ),
+        xy_chart(
+            "memory-vs-size",
+            "Memory vs model size",
+            "model file size (GB)",
+            "server memory (GB)",
+            _series_by(results, model_name, memory_point),
+            empty_message="not measured: no memory samples in the results",
+        ),
+    ]
+    quality_quants = sorted(
+        {
+            str(r.get("quant"))
+            for r in results
+            if m.dig(r, "derived", "quality_overall") is not None
+        },
+        key=quant_order,
+    )
+    quality_series = []
+    for model in dict.fromkeys(model_name(r) for r in results):
+        bars: list[tuple[float | None, str]] = []
+        for quant in quality_quants:
+            found = [r for r in results if model_name(r) == model and str(r.get("quant")) == quant]
+            score = m.number(m.dig(found[0], "derived", "quality_overall")) if found else None
+            bars.append(
+                (score, f"{model} {quant}: {score:.0f} % overall" if score is not None else "")
+            )
+        if any(v is not None for v, _ in bars):
+            quality_series.append((model, bars))
+    charts.append(
+        bar_chart(
+            "quality-vs-quant",
+            "Quality score vs quantization",
+            "overall quality (%)",
+            quality_quants,
+            quality_series,
+            x_label="quantization (fewer bits → left)",
+            y_max=100.0,
+            empty_message="not measured: run the quality profile",
+        )
+    )
+    context_series = []
+    for r in results:
+        points = [
+            Point(
+                p.size,
+                p.seconds,
+                f"{name(r)}: {p.size:,} tokens in {p.seconds:.1f} s"
+                + ("" if p.passed else " (failed)"),
+                not p.passed,
+            )
+            for p in m.long_context_points(m.profile_metrics(r, "long_context"))
+            if p.seconds is not None
+        ]
+        if points:
+            context_series.append(Series(name(r), tuple(points)))
+    charts.append(
+        xy_chart(
+            "context-vs-load",
+            "Context size vs load time",
+            "context (tokens)",
+            "initial load (s)",
+            context_series,
+            empty_message="not measured: run the long_context profile",
+        )
+    )
+    stressed = any(m.stress_samples(m.profile_metrics(r, "stress")) for r in results)
+    for chart_id, title, axis, attr in (
+        (
+            "stress-temperature",
+            "Temperature over time (stress)",
+            "CPU temperature (°C)",
+            "temperature_c",
+        ),
+        ("stress-tps", "Tokens/s over time (stress)", "tokens / s", "tokens_per_second"),
+    ):
+        series = []
+        for r in results:
+            points = []
+            for s in m.stress_samples(m.profile_metrics(r, "stress")):
+                value = getattr(s, attr)
+                if value is not None:
+                    points.append(
+                        Point(
+                            s.time_s / 60,
+                            value,
+                            f"{name(r)}: {value:.1f} at {s.time_s / 60:.1f} min",
+                        )
+                    )
+            if points:
+                series.append(Series(name(r), tuple(points)))
+        charts.append(
+            xy_chart(
+                chart_id,
+                title,
+                "time (minutes)",
+                axis,
+                series,
+                y_from_zero=attr != "temperature_c",
+                empty_message=(
+                    "not measured: no readings in the stress samples (no sensor?)"
+                    if stressed
+                    else "not measured: run the stress profile"
+                ),
+            )
+        )
+    captions = (
+        "Each line is one quantization across models; higher is faster.",
+        "Resident memory of the llama-server process against the file size.",
+        "Overall quality score per quantization; compare bars of one model.",
+        "Load (prompt-processing) time per context size; hollow markers failed.",
+        "CPU temperature sampled during the sustained stress run.",
+        "Decode speed during the stress run; a falling line means throttling.",
+    )
+    figures = "".join(
+        f"<figure>{chart}<figcaption>{escape(caption)}</figcaption></figure>"
+        for chart, caption in zip(charts, captions, strict=True)
+    )
+    return f'<section id="charts"><h2>Charts</h2><div class="charts">{figures}</div></section>'
+
+
+# ------------------------------------------------------------------ results table and details
+
+TABLE_COLUMNS: tuple[tuple[str, str | None, str | None, Callable[[Result], float | None]], ...] = (
+    # header, metric name for the reading tooltip, number format, value
+    ("Size GB", None, ".3f", m.file_size_gb),
+    ("Memory GB", "memory_gb", ".2f", lambda r: m.number(m.dig(r, "derived", "memory_gb"))),
+    (
+        "Load s",
+        "load_seconds",
+        ".2f",
+        lambda r: m.number(m.profile_metrics(r, "load").get("load_seconds")),
+    ),
+    (
+        "TTFT s",
+        "ttft_seconds",
+        ".3f",
+        lambda r: m.number(m.profile_metrics(r, "interactive").get("ttft_seconds")),
+    ),
+    ("t/s", "tokens_per_second", ".1f", _tps),
+    (
+        "ITL CV %",
+        "itl_cv_percent",
+        ".0f",
+        lambda r: m.number(m.profile_metrics(r, "interactive").get("itl_cv_percent")),
+    ),
+    (
+        "Max context",
+        None,
+        ",.0f",
+        lambda r: m.number(m.profile_metrics(r, "long_context").get("max_context_passed")),
+    ),
+    (
+        "Context load s",
+        "context_load_seconds",
+        ".1f",
+        lambda r: m.number(m.profile_metrics(r, "long_context").get("load_seconds")),
+    ),
+    (
+        "Docs/h",
+        "batch_docs_per_hour",
+        ".0f",
+        lambda r: m.number(m.profile_metrics(r, "batch").get("docs_per_hour")),
+    ),
+    ("Math %", None, ".0f", lambda r: m.quality_category(m.profile_metrics(r, "quality"), "math")),
+    ("Quality %", None, ".0f", lambda r: m.number(m.dig(r, "derived", "quality_overall"))),
+    (
+        "Max °C",
+        "temperature_c",
+        ".0f",
+        lambda r: m.stress_max_temperature(m.profile_metrics(r, "stress")),
+    ),
+    ("Efficiency", None, ",.0f", lambda r: m.number(m.dig(r, "derived", "efficiency_score"))),
+    ("Cost-benefit", None, ".0f", lambda r: m.number(m.dig(r, "derived", "cost_benefit_score"))),
+)
+
+
+def _results_table(results: Sequence[Result]) -> str:
+    with_host = spans_hosts(results)
+    head = "".join(
+        f"<th>{escape(h)}</th>"
+        for h in ("Cell", "Status", "Rating", *(c[0] for c in TABLE_COLUMNS))
+    )
+    rows = []
+    for r in results:
+        rating = m.dig(r, "derived", "rating")
+        profiles = " ".join(k for k, v in (r.get("profiles") or {}).items() if v.get("metrics"))
+        tds = [
+            f'<td><a href="#{anchor(r)}">{escape(label(r, with_host))}</a></td>',
+            f"<td>{escape(str(r.get('status')))}</td>",
+            f'<td class="{rating_class(rating)}" data-sort="{m.RATING_POINTS.get(str(rating), -1)}">{escape(str(rating or "not rated"))}</td>',
+        ]
+        tds += [_num_td(get(r), metric, digits) for _, metric, digits, get in TABLE_COLUMNS]
+        rows.append(
+            f'<tr data-rating="{escape(str(rating or ""))}" data-status="{escape(str(r.get("status")))}" '
+            f'data-profiles="{escape(profiles)}">{"".join(tds)}</tr>'
+        )
+    ratings = "".join(f'<option value="{r}">{r}</option>' for r in m.RATINGS)
+    statuses = "".join(
+        f'<option value="{s}">{s}</option>'
+        for s in ("passed", "partial", "failed", "skipped", "error")
+    )
+    usecases = "".join(
+        f'<option value="{p}">{escape(p.replace("_", " "))}</option>'
+        for p in ("interactive", "long_context", "batch", "quality", "stress", "embedding")
+    )
+    return (
+        '<h3>All cells</h3><div class="controls">'
+        '<label>Search <input id="filter-text" data-filter type="search" placeholder="model, quant, status…"></label>'
+        f'<label>Rating <select id="filter-rating" data-filter><option value="">any</option>{ratings}</select></label>'
+        f'<label>Status <select id="filter-status" data-filter><option value="">any</option>{statuses}</select></label>'
+        f'<label>Use case <select id="filter-usecase" data-filter><option value="">any</option>{usecases}</select></label>'
+        f'<span id="filter-count" class="note">{len(results)} shown</span></div>'
+        '<p class="note">Click a column to sort; hover a number for its real-world reading.</p>'
+        '<div class="scroll"><table id="results-table" class="sortable">'
+        f"<thead><tr>{head}</tr></thead><tbody>{''.join(rows)}</tbody></table></div>"
+    )
+
+
+def _threshold_for(
+    checks: Sequence[Mapping[str, Any]], profile: str, metric: str
+) -> Mapping[str, Any] | None:
+    for check in checks:
+        if check.get("profile") == profile and check.get("metric") == metric:
+            return check
+    return None
+
+
+def _metric_rows(
+    profile: str, metrics: Mapping[str, Any], checks: Sequence[Mapping[str, Any]]
+) -> list[tuple[str, Any, str, str]]:
+    """(name, value, threshold text, reading) for the scalar metrics of one profile."""
+    rows = []
+    items: list[tuple[str, Any, str]] = [
+        (k, v, k) for k, v in metrics.items() if not isinstance(v, dict | list)
+    ]
+    if profile == "quality":
+        for category, score in m.quality_scores(metrics).items():
+            group = next(
+                (g for g, names in m.QUALITY_CATEGORY_ALIASES.items() if category in names),
+                category,
+            )
+            items.append((f"score: {category}", score, f"{group}_score"))
+    if profile == "long_context":
+        for point in m.long_context_points(metrics):
+            state = "passed" if point.passed else "failed"
+            reading_key = "context_load_seconds" if point.passed else "failed_context"
+            items.append((f"context {point.size:,} tokens ({state})", point.seconds, reading_key))
+    if profile == "stress":
+        items.append(("max temperature °C", m.stress_max_temperature(metrics), "max_temperature_c"))
+        items.append(("tokens/s drop %", m.stress_tps_drop_percent(metrics), "tps_drop_percent"))
+    for name, value, metric in items:
+        check = _threshold_for(checks, profile, metric)
+        threshold = ""
+        if check:
+            sign = "≥" if check.get("higher_is_better") else "≤"
+            verdict = "met" if check.get("met") else "missed"
+            threshold = f"{sign} {fmt(check.get('threshold'))} ({verdict})"
+        rows.append((name, value, threshold, m.reading(metric, value) or ""))
+    return rows
+
+
+def _cell_details(result: Result, with_host: bool, include_logs: bool) -> str:
+    rating = m.dig(result, "derived", "rating")
+    checks = m.dig(result, "derived", "checks") or []
+    file_ = result.get("file") or {}
+    server = result.get("server") or {}
+    facts = [
+        ("file", file_.get("path")),
+        ("size GB", file_.get("size_gb")),
+        ("sha256", file_.get("sha256")),
+        ("threads", server.get("threads")),
+        ("server load s", server.get("load_seconds")),
+        ("memory GB (peak seen)", m.dig(result, "derived", "memory_gb")),
+        ("context tokens", m.dig(result, "derived", "context_tokens")),
+        ("efficiency score", m.dig(result, "derived", "efficiency_score")),
+        ("cost-benefit score", m.dig(result, "derived", "cost_benefit_score")),
+    ]
+    if with_host or result.get("hostname"):
+        facts.insert(0, ("host", result.get("hostname")))
+    parts = [
+        f'<details class="cell" id="{anchor(result)}"><summary>{escape(label(result, with_host))} – '
+        f"{escape(str(result.get('status')))} – "
+        f'<span class="badge {rating_class(rating)}">{escape(str(rating or "not rated"))}</span></summary>',
+        "<table>"
+        + "".join(f"<tr><th>{escape(k)}</th><td>{escape(fmt(v))}</td></tr>" for k, v in facts)
+        + "</table>",
+    ]
+    if server.get("command"):
+        parts.append(
+            f'<p class="note">Server command:</p><pre>{escape(" ".join(map(str, server["command"])))}</pre>'
+        )
+    if include_logs and server.get("log"):
+        parts.append(
+            f'<p class="note">Server log: <a href="#log-{anchor(result)}">appendix</a> ({escape(str(server["log"]))})</p>'
+        )
+    parts.append(_compat_details(result.get("compat") or {}))
+    ratings = m.dig(result, "derived", "profile_ratings") or {}
+    for profile, entry in (result.get("profiles") or {}).items():
+        rows = _metric_rows(profile, entry.get("metrics") or {}, checks)
+        prating = ratings.get(profile)
+        parts.append(
+            f"<h3>{escape(profile)} – {escape(str(entry.get('status')))} "
+            f'<span class="badge {rating_class(prating)}">{escape(str(prating or "not rated"))}</span></h3>'
+        )
+        if rows:
+            body = "".join(
+                f'<tr><td>{escape(n)}</td><td class="num"{_sort_key(v)}{_title(rd)}>{escape(fmt(v))}</td>'
+                f"<td>{escape(t)}</td><td>{escape(rd)}</td></tr>"
+                for n, v, t, rd in rows
+            )
+            parts.append(
+                '<table class="sortable"><thead><tr><th>Metric</th><th>Value</th><th>Threshold</th>'
+                f"<th>Reading</th></tr></thead><tbody>{body}</tbody></table>"
+            )
+    tests = result.get("tests") or {}
+    if tests:
+        body = "".join(
+            f"<tr><td>{escape(name)}</td><td>{escape(str(t.get('profile')))}</td><td>{escape(str(t.get('outcome')))}</td>"
+            f"<td>{escape(str(t.get('message') or ''))}</td></tr>"
+            for name, t in tests.items()
+        )
+        parts.append(
+            '<h3>Tests</h3><table class="sortable"><thead><tr><th>Test</th><th>Profile</th>'
+            f"<th>Outcome</th><th>Message</th></tr></thead><tbody>{body}</tbody></table>"
+        )
+    parts.append("</details>")
+    return "".join(parts)
+
+
+def _compat_details(compat: Mapping[str, Any]) -> str:
+    """The registry's status and notes, and each effective server option with its origin."""
+    parts = []
+    if compat.get("status"):
+        parts.append(
+            f'<p class="note">Compatibility: <strong>{escape(str(compat["status"]))}</strong> '
+            f"(set by {escape(str(compat.get('status_source')))}, registry {escape(str(compat.get('registry')))})</p>"
+        )
+    if compat.get("notes"):
+        parts.append(f"<pre>{escape(str(compat['notes']))}</pre>")
+    settings = compat.get("settings") or []
+    if settings:
+        body = "".join(
+            f"<tr><td>{escape(str(s.get('key')))}</td><td>{escape('(dropped)' if s.get('value') is None else str(s.get('value')))}</td>"
+            f"<td>{escape(str(s.get('state')))}</td><td>{escape(str(s.get('source')))}</td></tr>"
+            for s in settings
+        )
+        parts.append(
+            '<p class="note">Server settings:</p><table><thead><tr><th>Option</th><th>Value</th>'
+            f"<th>State</th><th>Source</th></tr></thead><tbody>{body}</tbody></table>"
+        )
+    return "".join(parts)
+
+
+def _skipped(results: Sequence[Result]) -> str:
+    with_host = spans_hosts(results)
+    rows = [
+        f"<tr><td>{escape(label(r, with_host))}</td><td>{escape(str(r.get('status')))}</td>"
+        f"<td>{escape(str(r.get('skip_reason') or _first_message(r)))}</td></tr>"
+        for r in results
+        if r.get("status") in ("skipped", "error", "not run")
+    ]
+    body = (
+        f"<table><thead><tr><th>Cell</th><th>Status</th><th>Reason</th></tr></thead><tbody>{''.join(rows)}</tbody></table>"
+        if rows
+        else "<p>No cell was skipped.</p>"
+    )
+    return f'<section id="skipped"><h2>Skipped cells</h2>{body}</section>'
+
+
+def _first_message(result: Result) -> str:
+    for test in (result.get("tests") or {}).values():
+        if test.get("message"):
+            return str(test["message"])
+    return ""
+
+
+# ------------------------------------------------------------------ appendices
+
+
+def _log_tail(path: Path) -> str | None:
+    try:
+        with path.open("rb") as fh:
+            fh.seek(0, 2)
+            size = fh.tell()
+            fh.seek(max(0, size - LOG_TAIL_BYTES))
+            text = fh.read().decode("utf-8", errors="replace")
+    except OSError:
+        return None
+    return "\n".join(text.splitlines()[-LOG_TAIL_LINES:])
+
+
+def _logs(results: Sequence[Result], with_host: bool) -> str:
+    parts = []
+    for r in results:
+        log = m.dig(r, "server", "log")
+        if not log:
+            continue
+        main = Path(str(log))
+        paths = (
+            [main, *sorted(main.parent.glob(f"{main.stem}.*.log"))]
+            if main.parent.is_dir()
+            else [main]
+        )
+        for i, path in enumerate(paths):
+            tail = _log_tail(path)
+            ident = f' id="log-{anchor(r)}"' if i == 0 else ""
+            title = f"{label(r, with_host)}: {path.name}"
+            body = (
+                f"<pre>{escape(tail)}</pre>"
+                if tail is not None
+                else f'<p class="note">not available on this machine: {escape(str(path))}</p>'
+            )
+            parts.append(
+                f"<details{ident}><summary>{escape(title)} (last {LOG_TAIL_LINES} lines)</summary>{body}</details>"
+            )
+    return "".join(parts) or "<p>No server logs recorded.</p>"
+
+
+def _appendices(report: Mapping[str, Any], include_logs: bool) -> str:
+    results = report.get("results") or []
+    metadata = report.get("metadata") or {}
+    config = {"config": metadata.get("config"), "merged_from": metadata.get("merged_from")}
+    raw = [{k: v for k, v in r.items() if k != "derived"} for r in results]
+    logs = (
+        _logs(results, spans_hosts(results))
+        if include_logs
+        else '<p class="note">Not included (output.include_logs is false).</p>'
+    )
+    return (
+        '<section id="appendices"><h2>Appendices</h2>'
+        "<h3>A. Configuration used</h3><details><summary>thresholds, limits, settings and cells</summary>"
+        f"<pre>{escape(json.dumps(config, indent=2, default=str))}</pre></details>"
+        f'<h3 id="logs">B. Server logs</h3>{logs}'
+        "<h3>C. Raw metrics</h3><details><summary>every result as recorded</summary>"
+        f"<pre>{escape(json.dumps(raw, indent=2, default=str))}</pre></details></section>"
+    )
+
+
+# ------------------------------------------------------------------ the page
+
+
+def render_html(report: Mapping[str, Any]) -> str:
+    """The whole page for an enriched report (see :func:`pytest_llmbench.recommend.enrich_report`)."""
+    metadata = report.get("metadata") or {}
+    results = list(report.get("results") or [])
+    include_logs = m.dig(settings_of(report), "output", "include_logs") is not False
+    with_host = spans_hosts(results)
+    host = "several machines" if with_host else str(metadata.get("hostname") or "?")
+    title = f"LLM benchmark report – {host}"
+    details = "".join(_cell_details(r, with_host, include_logs) for r in results)
+    return (
+        "<!DOCTYPE html>\n"
+        '<html lang="en"><head><meta charset="utf-8">'
+        '<meta name="viewport" content="width=device-width, initial-scale=1">'
+        '<link rel="icon" href="data:,">'
+        f"<title>{escape(title)}</title><style>{CSS}</style></head><body>"
+        f"<header><h1>{escape(title)}</h1>"
+        f'<p class="subtitle">pytest-llmbench · {len(results)} cells · {escape(str(metadata.get("timestamp", "")))}</p></header>'
+        + _summary(report)
+        + _heatmap(results)
+        + _charts(results)
+        + '<section id="details"><h2>Detailed results</h2>'
+        + _results_table(results)
+        + f"<h3>Per cell</h3>{details}</section>"
+        + _skipped(results)
+        + _appendices(report, include_logs)
+        + f"<script>{SCRIPT}</script></body></html>\n"
+    )
+
+
+def write_html(report: Mapping[str, Any], path: Path) -> Path:
+    atomic_write_text(path, render_html(report))
+    return path

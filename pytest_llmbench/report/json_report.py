@@ -1,0 +1,20 @@
+"""The JSON report: run metadata plus one record per cell, written atomically."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from pytest_llmbench.models import atomic_write_text
+
+SCHEMA_VERSION = 1
+
+
+def build_report(metadata: dict[str, Any], cells: list[dict[str, Any]]) -> dict[str, Any]:
+    return {"schema_version": SCHEMA_VERSION, "metadata": metadata, "results": cells}
+
+
+def write_json(report: dict[str, Any], path: Path) -> Path:
+    atomic_write_text(path, json.dumps(report, indent=2, default=str) + "\n")
+    return path

@@ -1,0 +1,59 @@
+"""Write every configured report format for a finished (or interrupted) run."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+
+from pytest_llmbench import system
+from pytest_llmbench.recommend import enrich_report
+from pytest_llmbench.report.csv_report import write_csv
+from pytest_llmbench.report.html_report import write_html
+from pytest_llmbench.report.json_report import build_report, write_json
+from pytest_llmbench.session import BenchSession
+
+
+def run_metadata(session: BenchSession, exit_status: int | None = None) -> dict[str, Any]:
+    ended = time.time()
+    return {
+        "timestamp": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(session.started_at)),
+        "hostname": system.hostname(),
+        "hardware": system.hardware(),
+        "llama_server": {"path": _safe_binary(session), "version": session.server_version()},
+        "config": session.config_snapshot(),
+        "duration_seconds": round(ended - session.started_at, 2),
+        "exit_status": exit_status,
+    }
+
+
+def _safe_binary(session: BenchSession) -> str | None:
+    try:
+        return str(session.server_binary())
+    except Exception:
+        return None
+
+
+REPORT_STEM = "llmbench-report"
+
+
+def write_report_files(
+    report: dict[str, Any], directory: Path, formats: tuple[str, ...], stem: str = REPORT_STEM
+) -> list[Path]:
+    """Enrich ``report`` (derived metrics, recommendations) and write it in every format.
+
+    The JSON comes first and always: it is the raw data that ``llmbench report render`` and a
+    merge start from, so a bug in a renderer can never cost the measurements.
+    """
+    enriched = enrich_report(report)
+    written = [write_json(enriched, directory / f"{stem}.json")]
+    if "csv" in formats:
+        written.append(write_csv(enriched, directory / f"{stem}.csv"))
+    if "html" in formats:
+        written.append(write_html(enriched, directory / f"{stem}.html"))
+    return written
+
+
+def write_reports(session: BenchSession, exit_status: int | None = None) -> list[Path]:
+    report = build_report(run_metadata(session, exit_status), session.store.cells())
+    return write_report_files(report, session.output_dir, session.settings.output.formats)

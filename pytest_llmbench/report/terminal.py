@@ -1,0 +1,62 @@
+"""The end-of-run table and the recommendations in pytest's terminal summary."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import asdict
+from typing import Any
+
+from pytest_llmbench import system
+from pytest_llmbench.config import Settings
+from pytest_llmbench.recommend import enrich_report, format_recommendations
+
+
+def _num(value: Any, fmt: str) -> str:
+    return format(value, fmt) if isinstance(value, int | float) else "-"
+
+
+def summary_lines(
+    cells: list[dict[str, Any]],
+    settings: Settings | None = None,
+    hardware: Mapping[str, Any] | None = None,
+) -> list[str]:
+    """The per-cell table, then the recommendations.
+
+    ``settings`` gives the thresholds the recommendations judge by (the defaults when None);
+    ``hardware`` the machine whose RAM bounds the memory headroom (this machine when None).
+    """
+    rows = [("cell", "status", "load s", "TTFT s", "t/s", "rating", "note")]
+    for cell in cells:
+        interactive = cell["profiles"].get("interactive", {})
+        metrics = interactive.get("metrics", {})
+        note = cell.get("skip_reason") or ""
+        rows.append(
+            (
+                cell["cell_id"],
+                cell["status"],
+                _num(cell["server"].get("load_seconds"), ".2f"),
+                _num(metrics.get("ttft_seconds"), ".3f"),
+                _num(metrics.get("tokens_per_second"), ".1f"),
+                interactive.get("rating", "-"),
+                note[:70],
+            )
+        )
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]) - 1)]
+    table = [
+        "  ".join(v.ljust(w) for v, w in zip(row, widths, strict=False)) + "  " + row[-1]
+        for row in rows
+    ]
+    return [*table, "", *recommendation_lines(cells, settings, hardware)]
+
+
+def recommendation_lines(
+    cells: list[dict[str, Any]],
+    settings: Settings | None = None,
+    hardware: Mapping[str, Any] | None = None,
+) -> list[str]:
+    metadata = {
+        "hardware": dict(hardware) if hardware is not None else system.hardware(),
+        "config": {"settings": asdict(settings or Settings())},
+    }
+    report = enrich_report({"metadata": metadata, "results": cells})
+    return format_recommendations(report["recommendations"])
