@@ -7,6 +7,11 @@ import shutil
 from pathlib import Path
 from typing import Any
 
+# Imported here, before any in-process pytester run: pytester restores sys.modules after each
+# run, and numpy (pulled in by gguf) refuses to be imported a second time in one process.
+import gguf  # noqa: F401
+import numpy  # noqa: F401
+import psutil  # noqa: F401
 import pytest
 import yaml
 
