@@ -29,7 +29,7 @@ from pytest_llmbench.config import (
     load_settings,
 )
 from pytest_llmbench.hub import human_bytes
-from pytest_llmbench.matrix import Cell, model_cells
+from pytest_llmbench.matrix import Cell, ci_models, model_cells
 from pytest_llmbench.model_info import (
     card_summary,
     compat_hints,
@@ -557,7 +557,7 @@ def add_variants_commands(commands: argparse._SubParsersAction) -> None:  # type
 
 # ------------------------------------------------------------------ models
 
-CONFIG_ERROR = 2  # a bad models.yaml / thresholds.yaml / id in `llmbench models` (one line)
+CONFIG_ERROR = USAGE_ERROR  # a bad models.yaml / thresholds.yaml / id: one line, like the plugin
 
 
 def _say(message: str) -> None:
@@ -625,9 +625,15 @@ def _gb(size: int | None) -> str:
 
 def _models_list(args: argparse.Namespace) -> int:
     ctx = _model_store(args)
+    chosen = ci_models(ctx.catalog) if args.ci else list(ctx.catalog.models)
+    if args.json:
+        print(json.dumps([m.id for m in chosen]))
+        return 0
     result = scan(ctx.catalog, ctx.store)
+    wanted = {m.id for m in chosen}
+    entries = [e for e in result.entries if e.model.id in wanted]
     rows = [("CELL", "STATUS", "SIZE", "WHERE")]
-    for e in result.entries:
+    for e in entries:
         where = str(e.path) if e.path else e.detail
         if e.path and e.detail:
             where = f"{e.path} ({e.detail})"
@@ -636,10 +642,11 @@ def _models_list(args: argparse.Namespace) -> int:
     for row in rows:
         print("  ".join(c.ljust(w) for c, w in zip(row[:3], widths, strict=True)) + "  " + row[3])
     counts: dict[str, int] = {}
-    for e in result.entries:
+    for e in entries:
         counts[e.status] = counts.get(e.status, 0) + 1
     summary = ", ".join(f"{n} {status}" for status, n in sorted(counts.items()))
-    print(f"\n{len(result.entries)} files in the catalog: {summary}; store: {ctx.store.root}")
+    scope = "of the CI models" if args.ci else "in the catalog"
+    print(f"\n{len(entries)} files {scope}: {summary}; store: {ctx.store.root}")
     for path in result.unknown:
         print(f"not in the catalog: {path} ({_gb(path.stat().st_size)})")
     return 0
@@ -798,7 +805,7 @@ def _models_info(args: argparse.Namespace) -> int:
 
 
 def _model_errors(handler: Callable[[argparse.Namespace], int]) -> Callable[..., int]:
-    """One line on stderr: exit 2 for the user's configuration, 1 for what went wrong."""
+    """One line on stderr: exit 4 for the user's configuration, 1 for what went wrong."""
 
     def run(args: argparse.Namespace) -> int:
         try:
@@ -826,6 +833,16 @@ def add_models_commands(commands: argparse._SubParsersAction) -> None:  # type: 
         "list",
         parents=[common],
         help="the catalog against what is on disk, with each file's status",
+    )
+    listing.add_argument(
+        "--ci",
+        action="store_true",
+        help="only the ci_suitable models, smallest first (the models --llm-ci runs)",
+    )
+    listing.add_argument(
+        "--json",
+        action="store_true",
+        help="print just the model ids as one JSON array (a CI job matrix) instead of the table",
     )
     listing.set_defaults(handler=_model_errors(_models_list))
     download = sub.add_parser(

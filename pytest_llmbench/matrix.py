@@ -66,6 +66,19 @@ def model_cells(model: Model) -> list[Cell]:
     ]
 
 
+def ci_models(catalog: Catalog) -> list[Model]:
+    """The catalog's ``ci_suitable`` models, smallest first; none is a configuration error."""
+    models = sorted((m for m in catalog.models if m.ci_suitable), key=lambda m: (m.params_b, m.id))
+    if not models:
+        raise ConfigError(
+            catalog.path,
+            "models[].ci_suitable",
+            False,
+            "--llm-ci needs at least one model with ci_suitable: true",
+        )
+    return models
+
+
 def select_cells(
     catalog: Catalog,
     mode: str,
@@ -82,16 +95,7 @@ def select_cells(
     if model_ids:
         models: Sequence[Model] = [catalog.model(model_id) for model_id in model_ids]
     elif ci_only:
-        models = sorted(
-            (m for m in catalog.models if m.ci_suitable), key=lambda m: (m.params_b, m.id)
-        )
-        if not models:
-            raise ConfigError(
-                catalog.path,
-                "models[].ci_suitable",
-                False,
-                "--llm-ci needs at least one model with ci_suitable: true",
-            )
+        models = ci_models(catalog)
     else:
         models = catalog.models
     mode_quants = catalog.quick_mode_quants if mode == "quick" else catalog.full_mode_quants

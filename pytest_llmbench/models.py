@@ -50,6 +50,12 @@ def sha256_file(path: Path, chunk: int = 1 << 20) -> str:
     return digest.hexdigest()
 
 
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
 def atomic_write_text(path: Path, text: str) -> None:
     """Write through a temp file in the same folder and rename, so readers never see half a file."""
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -59,6 +65,7 @@ def atomic_write_text(path: Path, text: str) -> None:
             fh.write(text)
             fh.flush()
             os.fsync(fh.fileno())
+        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600; a report is for everyone to read
         os.replace(tmp, path)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
@@ -249,15 +256,20 @@ def resolve(
     if can_download:
         assert download is not None
         return download(Cell(model, quant))
-    where = f"{store.root / model.size / model.files[quant]}"
     if model.repo:
         how = (
-            f"download {model.repo}/{model.files[quant]} into {store.root / model.size}/ "
-            f"with `hf download {model.repo} {model.files[quant]} --local-dir {store.root / model.size}`"
+            f"{model.repo}/{model.files[quant]} is not in {store.root / model.size}/; "
+            f"fetch it with `{download_command(model, quant, store)}` or run again with "
+            "--llm-download"
         )
     else:
-        how = f"put the file at {where}"
+        how = f"put the file at {store.target_path(model, quant)}"
     raise ModelUnavailable(f"{cell.id}: model file not found; {how}")
+
+
+def download_command(model: Model, quant: str, store: ModelStore) -> str:
+    """The ``llmbench`` command line that fetches one hub file into this store."""
+    return f"llmbench models download {model.id} --quant {quant} --model-dir {store.root}"
 
 
 def from_hub(model: Model, quant: str) -> bool:

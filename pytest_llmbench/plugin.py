@@ -72,6 +72,12 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         help="only the catalog's ci_suitable models, smallest first (LLMBENCH_MODEL / --llm-model still pick one)",
     )
     group.addoption(
+        "--llm-download",
+        action="store_true",
+        help="fetch a selected cell's missing hub file into the model store (resumable, "
+        "sha256-verified; HF_ENDPOINT, HF_TOKEN); a failed download skips the cell",
+    )
+    group.addoption(
         "--llm-server-url",
         metavar="URL",
         help="benchmark an already running llama-server (http://HOST:PORT): nothing is started or stopped",

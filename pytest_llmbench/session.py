@@ -67,6 +67,7 @@ class BenchSession:
     registry: Registry | None = None  # compatibility registry; None: not consulted or updated
     retry_incompatible: bool = False
     load_retries: int = 1
+    download: bool = False  # --llm-download: fetch missing hub files into the store
     progress: Callable[[str], None] = lambda _msg: None
     store: ResultStore = field(default_factory=ResultStore)
     started_at: float = field(default_factory=time.time)
@@ -264,10 +265,38 @@ class BenchSession:
         run = self.runs.get(cell.id)
         if run is not None and run.server is not None and self.external is None:
             self._record_metrics(cell)
+            self.mark_tested(run)
         if self.state is None or run is None or run.skip_reason:
             return
         self.state.add_observation(self.observe(cell))
         self.state.save_cell(cell.id, self.store.to_json().get(cell.id, {}))
+
+    def fetch_model(self, cell: Cell) -> Path:
+        """``--llm-download``: the cell's hub file, fetched now (resumed, sha256-verified).
+
+        ``hub.fetch`` holds a lock per file, so xdist workers never fetch one file twice at
+        once.  Any failure becomes :class:`models.ModelUnavailable`, which skips the cell with
+        what failed and how to retry.
+        """
+        from pytest_llmbench import hub  # huggingface_hub is needed only when downloading
+
+        store = self.model_store()
+        retry = models.download_command(cell.model, cell.quant, store)
+        try:
+            return hub.fetch(cell, store, self.progress, show_bar=False)
+        except (models.ModelUnavailable, models.ModelCorrupt, OSError) as exc:
+            raise models.ModelUnavailable(
+                f"{cell.id}: download failed: {exc} (retry: `{retry}` or --llm-download)"
+            ) from exc
+
+    def mark_tested(self, run: CellRun) -> None:
+        """Note in the store's metadata.json when the cell's file was last benchmarked."""
+        if run.model_path is None or self.external is not None:
+            return
+        try:
+            self.model_store().mark_tested(run.model_path)
+        except (models.ModelCorrupt, OSError) as exc:
+            self.progress(f"warning: last_tested_at for {run.model_path} not recorded: {exc}")
 
     def _attach_external(self, run: CellRun) -> None:
         assert self.external is not None
@@ -290,7 +319,8 @@ class BenchSession:
     def _bring_up(self, run: CellRun) -> None:
         cell, store = run.cell, self.model_store()
         try:
-            run.model_path = models.resolve(cell, store, self.quantize_binary, self.progress)
+            fetch = self.fetch_model if self.download else None
+            run.model_path = models.resolve(cell, store, self.quantize_binary, self.progress, fetch)
         except (models.ModelUnavailable, models.ModelCorrupt) as exc:
             run.skip_reason = str(exc)
             return

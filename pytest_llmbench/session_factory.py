@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import tempfile
 from pathlib import Path
@@ -58,10 +59,18 @@ def build_session(config: pytest.Config) -> BenchSession:
     registry = None
     if external is None and not opt("llm_no_registry"):
         registry = Registry(registry_path(opt("llm_registry"), settings, rootdir))
-    reporter = config.pluginmanager.get_plugin("terminalreporter")
 
     def progress(message: str) -> None:
-        if reporter is not None:
+        """A line on the terminal now, also from inside a test's setup (capture paused).
+
+        The plugins are looked up at each call: the terminal reporter is registered after
+        this session is built."""
+        reporter = config.pluginmanager.get_plugin("terminalreporter")
+        capture = config.pluginmanager.get_plugin("capturemanager")
+        if reporter is None:
+            return
+        paused = capture.global_and_fixture_disabled() if capture else contextlib.nullcontext()
+        with paused:
             reporter.write_line(f"[llmbench] {message}")
 
     return BenchSession(
@@ -80,6 +89,7 @@ def build_session(config: pytest.Config) -> BenchSession:
         registry=registry,
         retry_incompatible=opt("llm_retry_incompatible"),
         load_retries=settings.llama_cpp.load_retries,
+        download=bool(opt("llm_download")),
         progress=progress,
     )
 

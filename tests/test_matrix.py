@@ -155,8 +155,9 @@ def test_absent_files_are_skipped_with_how_to_get_them(catalog_project):
     result.stdout.fnmatch_lines(
         [
             "*local-1b-Q4_K_M: model file not found; put the file at */store/1B/local-1b-q4_k_m.gguf",
-            "*remote-3b-Q4_K_M: model file not found; download example/Remote-3B-GGUF/remote-3b-q4_k_m.gguf"
-            " into */store/3B/ with `hf download example/Remote-3B-GGUF remote-3b-q4_k_m.gguf --local-dir */store/3B`",
+            "*remote-3b-Q4_K_M: model file not found; example/Remote-3B-GGUF/remote-3b-q4_k_m.gguf is not"
+            " in */store/3B/; fetch it with `llmbench models download remote-3b --quant Q4_K_M"
+            " --model-dir */store` or run again with --llm-download",
         ]
     )
 

@@ -159,11 +159,11 @@ def test_info_shows_metadata_card_and_hints(
         (("list", "--models", "missing.yaml"), "missing.yaml: (file)"),
     ],
 )
-def test_user_mistakes_are_one_line_and_exit_2(
+def test_user_mistakes_are_one_line_and_exit_4(
     project: Path, capsys: pytest.CaptureFixture[str], argv: tuple[str, ...], message: str
 ) -> None:
     code, out, err = run(capsys, *argv)
-    assert code == 2
+    assert code == 4
     assert out == ""
     assert len(err.strip().splitlines()) == 1 and message in err
 
@@ -174,7 +174,7 @@ def test_invalid_category_is_a_config_error(
     bad = {"models": [{**CATALOG["models"][0], "category": "huge"}]}
     (project / "models.yaml").write_text(yaml.safe_dump(bad))
     code, _, err = run(capsys, "list")
-    assert code == 2 and "models[0].category = 'huge': expected tiny, small, medium, large" in err
+    assert code == 4 and "models[0].category = 'huge': expected tiny, small, medium, large" in err
 
 
 def test_info_on_a_missing_file_says_how_to_get_it(
@@ -183,3 +183,43 @@ def test_info_on_a_missing_file_says_how_to_get_it(
     code, _, err = run(capsys, "info", "tiny", "--quant", "Q4_K_M")
     assert code == 1
     assert "get it with: llmbench models download tiny --quant Q4_K_M" in err
+
+
+def _ci_catalog(project: Path, ci: dict[str, bool]) -> None:
+    base = CATALOG["models"][0]
+    sizes = {"big": 7.0, "tiny": 0.001, "mid": 1.5, "also-tiny": 0.001}
+    models = [
+        {**base, "id": name, "params_b": sizes[name], "ci_suitable": flag}
+        for name, flag in ci.items()
+    ]
+    (project / "models.yaml").write_text(yaml.safe_dump({"models": models}))
+
+
+def test_list_ci_json_prints_the_ci_models_smallest_first(
+    project: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    _ci_catalog(project, {"big": True, "tiny": True, "mid": True, "also-tiny": True})
+    code, out, _ = run(capsys, "list", "--ci", "--json")
+    assert code == 0
+    assert json.loads(out) == ["also-tiny", "tiny", "mid", "big"]  # equal sizes: by id
+
+    _ci_catalog(project, {"big": True, "tiny": False, "mid": True})
+    code, out, _ = run(capsys, "list", "--ci", "--json")
+    assert (code, json.loads(out)) == (0, ["mid", "big"])
+    code, out, _ = run(capsys, "list", "--json")
+    assert (code, json.loads(out)) == (0, ["big", "tiny", "mid"])  # catalog order
+
+    code, out, _ = run(capsys, "list", "--ci")  # the table, narrowed to the CI models
+    assert code == 0
+    cells = {line.split()[0] for line in out.splitlines() if line.startswith(("big-", "mid-"))}
+    assert cells == {"big-Q8_0", "big-Q4_K_M", "mid-Q8_0", "mid-Q4_K_M"}
+    assert "tiny-" not in out and "4 files of the CI models" in out
+
+
+def test_list_ci_without_ci_models_is_one_line(
+    project: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    _ci_catalog(project, {"big": False})
+    code, out, err = run(capsys, "list", "--ci", "--json")
+    assert (code, out) == (4, "")
+    assert len(err.strip().splitlines()) == 1 and "ci_suitable" in err
