@@ -8,6 +8,7 @@ import stat
 import subprocess
 import sys
 import time
+import uuid
 from pathlib import Path
 
 import psutil
@@ -63,14 +64,15 @@ def test_load_failure_without_load_profile_errors_once(bench_project, tmp_path):
 
 def test_startup_timeout_is_a_load_failure(bench_project, tmp_path):
     script = tmp_path / "hanging-llama-server"
-    script.write_text("#!/usr/bin/env bash\nexec sleep 300\n")
+    marker = f"llmbench-hang-{uuid.uuid4().hex[:8]}"  # this test's process, not anyone's sleep
+    script.write_text(f"#!/usr/bin/env bash\nexec -a {marker} sleep 300\n")
     script.chmod(0o755)
     bench_project.write(thresholds={"llama_cpp": {"startup_timeout": 1}})
     result = bench_project.run("-m", "load", "--llm-server-bin", str(script))
     result.assert_outcomes(failed=1, skipped=2)
     result.stdout.fnmatch_lines(["*llama-server not healthy after 1 s*"])
     assert not [
-        p for p in psutil.process_iter(["cmdline"]) if p.info["cmdline"] == ["sleep", "300"]
+        p for p in psutil.process_iter(["cmdline"]) if (p.info["cmdline"] or [""])[0] == marker
     ]
 
 
