@@ -166,8 +166,8 @@ def add_report_commands(commands: argparse._SubParsersAction) -> None:  # type: 
 # ------------------------------------------------------------------ compat and variants
 
 
-def _project_options() -> argparse.ArgumentParser:
-    """--models / --thresholds / --registry, shared by every compat and variants command."""
+def _catalog_options(thresholds_use: str = "") -> argparse.ArgumentParser:
+    """--models and --thresholds, as every command that reads the project's files takes them."""
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument(
         "--models",
@@ -180,8 +180,14 @@ def _project_options() -> argparse.ArgumentParser:
         "--thresholds",
         type=Path,
         metavar="PATH",
-        help="thresholds.yaml (default: the one beside the catalog, if any)",
+        help=f"thresholds.yaml{thresholds_use} (default: the one beside the catalog, if any)",
     )
+    return common
+
+
+def _project_options() -> argparse.ArgumentParser:
+    """--models / --thresholds / --registry, shared by every compat and variants command."""
+    common = _catalog_options()
     common.add_argument(
         "--registry",
         type=Path,
@@ -566,21 +572,7 @@ def _say(message: str) -> None:
 
 
 def _models_options() -> argparse.ArgumentParser:
-    common = argparse.ArgumentParser(add_help=False)
-    common.add_argument(
-        "--models",
-        type=Path,
-        default=Path("models.yaml"),
-        metavar="PATH",
-        help="model catalog (default: ./models.yaml)",
-    )
-    common.add_argument(
-        "--thresholds",
-        type=Path,
-        metavar="PATH",
-        help="thresholds.yaml, for model_dir and the contexts a run asks for "
-        "(default: the one beside the catalog, if any)",
-    )
+    common = _catalog_options(", for model_dir and the contexts a run asks for")
     common.add_argument(
         "--model-dir",
         type=Path,

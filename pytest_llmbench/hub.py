@@ -333,24 +333,15 @@ def fetch(
         remote = remote_file(model.repo, model.files[quant], model.revision, endpoint=endpoint)
         downloaded_at = _now()
         digest = _download(remote, final, progress, show_bar)
-        stat = final.stat()
-        store.record(
-            FileRecord(
-                path=str(final),
-                size_bytes=stat.st_size,
-                sha256=digest,
-                quant=quant,
-                model_id=model.id,
-                source="hub",
-                recorded_at=_now(),
-                size_class=model.size,
-                repo=remote.repo,
-                revision=remote.commit,
-                downloaded_at=downloaded_at,
-                mtime_ns=stat.st_mtime_ns,
-                card=card_summary(card_data(remote.repo, remote.commit, endpoint=endpoint)),
-                **file_facts(store, final),
-            )
+        _record_hub_file(
+            store,
+            model,
+            quant,
+            remote,
+            final,
+            digest,
+            downloaded_at=downloaded_at,
+            card=card_summary(card_data(remote.repo, remote.commit, endpoint=endpoint)),
         )
     return final
 
@@ -386,22 +377,7 @@ def _still_good(
         return True
     digest = sha256_file(path)
     if stat.st_size == remote.size and remote.sha256 in (None, digest):
-        store.record(
-            FileRecord(
-                path=str(path),
-                size_bytes=stat.st_size,
-                sha256=digest,
-                quant=cell.quant,
-                model_id=model.id,
-                source="hub",
-                recorded_at=_now(),
-                size_class=model.size,
-                repo=remote.repo,
-                revision=remote.commit,
-                mtime_ns=stat.st_mtime_ns,
-                **file_facts(store, path),
-            )
-        )
+        _record_hub_file(store, model, cell.quant, remote, path, digest)
         return True
     aside = path.with_name(path.name + ".corrupt")
     os.replace(path, aside)
@@ -461,6 +437,36 @@ def _download(
     elapsed = time.monotonic() - started
     progress(f"downloaded {final.name} in {elapsed:.1f} s, sha256 verified")
     return digest
+
+
+def _record_hub_file(
+    store: ModelStore,
+    model: Model,
+    quant: str,
+    remote: RemoteFile,
+    path: Path,
+    digest: str,
+    **extra: Any,
+) -> None:
+    """metadata.json's entry for a verified hub file: where it came from and what it is."""
+    stat = path.stat()
+    store.record(
+        FileRecord(
+            path=str(path),
+            size_bytes=stat.st_size,
+            sha256=digest,
+            quant=quant,
+            model_id=model.id,
+            source="hub",
+            recorded_at=_now(),
+            size_class=model.size,
+            repo=remote.repo,
+            revision=remote.commit,
+            mtime_ns=stat.st_mtime_ns,
+            **extra,
+            **file_facts(store, path),
+        )
+    )
 
 
 def _now() -> str:

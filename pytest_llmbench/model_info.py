@@ -10,7 +10,6 @@ permissive.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -18,7 +17,7 @@ from typing import Any
 import yaml
 
 from pytest_llmbench.config import Settings
-from pytest_llmbench.models import ModelStore, atomic_write_text
+from pytest_llmbench.models import ModelStore, cached_per_file
 
 # Arrays longer than this are summarised as "array[N] of TYPE" (tokenizer vocabularies, merges).
 MAX_ARRAY_ITEMS = 16
@@ -91,19 +90,7 @@ def _plain(value: Any) -> Any:
 
 def gguf_snapshot_cached(store: ModelStore, path: Path) -> list[dict[str, Any]]:
     """The snapshot, cached in the store (parsing a 150k-token vocabulary takes seconds)."""
-    stat = path.stat()
-    cache_path = store.root / ".gguf-snapshot.json"
-    key = f"{path}:{stat.st_size}:{stat.st_mtime_ns}"
-    with store.locked():
-        try:
-            cache = json.loads(cache_path.read_text(encoding="utf-8"))
-        except (FileNotFoundError, json.JSONDecodeError):
-            cache = {}
-        if key not in cache:
-            cache = {k: v for k, v in cache.items() if not k.startswith(f"{path}:")}
-            cache[key] = gguf_snapshot(path)
-            atomic_write_text(cache_path, json.dumps(cache, sort_keys=True))
-    return list(cache[key])
+    return list(cached_per_file(store, ".gguf-snapshot.json", path, gguf_snapshot))
 
 
 def snapshot_value(snapshot: list[dict[str, Any]], key: str) -> Any:

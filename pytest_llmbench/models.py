@@ -560,19 +560,28 @@ def read_gguf_info(path: Path) -> GGUFInfo:
     )
 
 
-def gguf_info_cached(store: ModelStore, path: Path) -> GGUFInfo:
-    """GGUF facts, cached in the store beside the checksum (parsing the tokenizer takes seconds)."""
+def cached_per_file(
+    store: ModelStore, cache_name: str, path: Path, compute: Callable[[Path], Any]
+) -> Any:
+    """``compute(path)``, kept in ``store/cache_name`` per file version (size, mtime): parsing a
+    GGUF tokenizer takes seconds, and a changed file invalidates its entry."""
     stat = path.stat()
-    cache_path = store.root / ".gguf-info.json"
-    key = f"{path}:{stat.st_size}:{int(stat.st_mtime)}"
+    cache_path = store.root / cache_name
+    key = f"{path}:{stat.st_size}:{stat.st_mtime_ns}"
     with store.locked():
         try:
             cache = json.loads(cache_path.read_text(encoding="utf-8"))
         except (FileNotFoundError, json.JSONDecodeError):
             cache = {}
-        if key in cache:
-            return GGUFInfo(**cache[key])
-        info = read_gguf_info(path)
-        cache[key] = asdict(info)
-        atomic_write_text(cache_path, json.dumps(cache, indent=2, sort_keys=True))
-    return info
+        if key not in cache:
+            cache = {k: v for k, v in cache.items() if not k.startswith(f"{path}:")}
+            cache[key] = compute(path)
+            atomic_write_text(cache_path, json.dumps(cache, sort_keys=True))
+    return cache[key]
+
+
+def gguf_info_cached(store: ModelStore, path: Path) -> GGUFInfo:
+    """GGUF facts, cached in the store beside the checksum."""
+    return GGUFInfo(
+        **cached_per_file(store, ".gguf-info.json", path, lambda p: asdict(read_gguf_info(p)))
+    )
