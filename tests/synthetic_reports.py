@@ -10,6 +10,16 @@ from typing import Any
 from pytest_llmbench.config import Settings
 from pytest_llmbench.session import _jsonable
 
+# The charts the HTML report draws when every profile has data (one <svg id> each).
+CHART_IDS = (
+    "tps-vs-size",
+    "memory-vs-size",
+    "quality-vs-quant",
+    "context-vs-load",
+    "stress-temperature",
+    "stress-tps",
+)
+
 HARDWARE = {"cpu": "Test CPU", "cores": 8, "logical_cpus": 16, "ram_gb": 16.0, "os": "Debian 12"}
 
 # (model id, name, params_b, quant, size GB, rss MB, t/s, TTFT s, math %, overall %, docs/h, max ctx)

@@ -24,16 +24,7 @@ from pytest_llmbench.report.merge import merge_reports
 from pytest_llmbench.report.outputs import write_report_files
 
 sys.path.insert(0, str(Path(__file__).parent))
-from synthetic_reports import full_report, partial_report
-
-CHART_IDS = (
-    "tps-vs-size",
-    "memory-vs-size",
-    "quality-vs-quant",
-    "context-vs-load",
-    "stress-temperature",
-    "stress-tps",
-)
+from synthetic_reports import CHART_IDS, full_report, partial_report
 
 
 def rows(text: str) -> dict[str, dict[str, str]]:
