@@ -4,15 +4,17 @@ from __future__ import annotations
 
 import shutil
 from pathlib import Path
+from typing import Any
 
 import pytest
 
+from pytest_llmbench import checkpoint, parallel
 from pytest_llmbench import config as cfg
-from pytest_llmbench import parallel
-from pytest_llmbench.keys import SESSION_KEY
+from pytest_llmbench.keys import PROGRESS_KEY, RESUMED_KEY, SESSION_KEY
 from pytest_llmbench.matrix import Cell
 from pytest_llmbench.report.outputs import write_reports
 from pytest_llmbench.report.terminal import summary_lines
+from pytest_llmbench.session import BenchSession
 from pytest_llmbench.session_factory import build_session
 from pytest_llmbench.workloads import stress
 
@@ -115,6 +117,15 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         action="store_true",
         help="neither consult nor update the compatibility registry",
     )
+    group.addoption(
+        "--llm-resume",
+        nargs="?",
+        const="",
+        default=None,
+        metavar="PATH",
+        help="continue an interrupted run from its checkpoint (default: llmbench-checkpoint.json "
+        "in the output directory): finished cells are carried over, not run again",
+    )
     parser.addini("llmbench_models", "path of the model catalog (models.yaml)")
     parser.addini("llmbench_thresholds", "path of thresholds.yaml")
     parser.addini("llmbench_output", "report and server-log directory")
@@ -134,14 +145,29 @@ def pytest_configure(config: pytest.Config) -> None:
     except cfg.ConfigError as exc:
         raise pytest.UsageError(str(exc)) from None
     config.stash[SESSION_KEY] = session
+    workerinput = getattr(config, "workerinput", None)
+    if workerinput is None:  # the controller owns the checkpoint
+        try:
+            progress = checkpoint.start(session, _selection(config), config.option.llm_resume)
+        except checkpoint.CheckpointError as exc:
+            raise pytest.UsageError(str(exc)) from None
+        config.stash[PROGRESS_KEY] = progress
+        config.stash[RESUMED_KEY] = progress.resumed()
+    else:
+        config.stash[RESUMED_KEY] = dict(workerinput.get("llmbench_resumed", {}))
     config.pluginmanager.register(OutcomeRecorder(config), "llmbench-outcomes")
     if config.pluginmanager.hasplugin("html"):  # pytest-html is optional at run time
         from pytest_llmbench.report.pytest_html import HtmlExtras
 
         config.pluginmanager.register(HtmlExtras(), "llmbench-html")
-    workerinput = getattr(config, "workerinput", None)
     if workerinput and workerinput.get("llmbench_loadgroup"):
         config.option.loadgroup = True  # xdist tags items with their group from this flag
+
+
+def _selection(config: pytest.Config) -> dict[str, object]:
+    return checkpoint.selection_of(
+        config.option.markexpr, config.option.keyword, config.args, Path(config.rootpath)
+    )
 
 
 @pytest.hookimpl(wrapper=True)
@@ -163,16 +189,35 @@ def pytest_configure_node(node) -> None:  # type: ignore[no-untyped-def]
     node.workerinput["llmbench_state"] = str(node.config.stash[SESSION_KEY].state.directory)
     # Workers re-parse the original command line, which may lack the --dist we chose for them.
     node.workerinput["llmbench_loadgroup"] = node.config.option.dist == parallel.GROUPING_MODE
+    node.workerinput["llmbench_resumed"] = node.config.stash[RESUMED_KEY]
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_xdist_node_collection_finished(node, ids) -> None:  # type: ignore[no-untyped-def]
+    """xdist controller: learn each cell's tests from a worker's collection ('id@group')."""
+    bench, progress = node.config.stash[SESSION_KEY], node.config.stash[PROGRESS_KEY]
+    for nodeid in ids:
+        cell = bench.cell_by_id(nodeid.rpartition("@")[2])
+        if cell is not None:
+            progress.collected(cell.id, nodeid)
 
 
 def pytest_report_header(config: pytest.Config) -> list[str]:
     session = config.stash.get(SESSION_KEY, None)
     if session is None or session.catalog is None:
         return []
-    return [
+    lines = [
         f"llmbench: {len(session.cells)} cells from {session.catalog.path}, "
         f"{session.threads} threads per server, output {session.output_dir}"
     ]
+    resumed = config.stash.get(RESUMED_KEY, {})
+    if resumed:
+        left = len(session.cells) - len(resumed)
+        lines.append(
+            f"llmbench: resuming: {len(resumed)} cells carried from the checkpoint, "
+            + (f"{left} to run" if left else "nothing left to run (reports are re-rendered)")
+        )
+    return lines
 
 
 # ------------------------------------------------------------------ collection
@@ -243,6 +288,15 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     items.sort(key=key)
 
 
+def pytest_collection_finish(session: pytest.Session) -> None:
+    progress = session.config.stash.get(PROGRESS_KEY, None)
+    if progress is not None:
+        for item in session.items:
+            cell = cell_of(item)
+            if cell is not None:
+                progress.collected(cell.id, item.nodeid)
+
+
 # ------------------------------------------------------------------ running
 
 
@@ -251,6 +305,9 @@ def pytest_runtest_setup(item: pytest.Item):
     """Bring the cell's server up before any fixture, so a load failure is reported once."""
     cell = cell_of(item)
     if cell is not None:
+        resumed = item.config.stash[RESUMED_KEY].get(cell.id)
+        if resumed:  # finished in the checkpointed run: no server, results carried over
+            pytest.skip(resumed)
         if profile_of(item) == "stress":  # decided before a server is started for nothing
             reason = stress.skip_reason(item.config.stash[SESSION_KEY], cell)
             if reason:
@@ -301,8 +358,22 @@ class OutcomeRecorder:
         props = dict(report.user_properties)
         bench = self.config.stash[SESSION_KEY]
         cell = bench.cell_by_id(props.get("llmbench_cell"))
-        if cell is None or (report.when != "call" and report.outcome == "passed"):
+        if cell is None or cell.id in self.config.stash[RESUMED_KEY]:
+            return  # a resumed cell keeps the checkpoint's outcomes
+        progress = self.config.stash.get(PROGRESS_KEY, None)
+        if report.when == "teardown" and progress is not None:
+            if report.failed:
+                self._record(bench, cell, props, report)
+            if progress.torn_down(cell.id, report.nodeid):
+                checkpoint.cell_done(bench, progress, cell.id)
             return
+        if report.when != "call" and report.outcome == "passed":
+            return
+        self._record(bench, cell, props, report)
+
+    def _record(
+        self, bench: BenchSession, cell: Cell, props: dict[str, Any], report: pytest.TestReport
+    ) -> None:
         outcome = "error" if report.when != "call" and report.failed else report.outcome
         message = ""
         if report.skipped and isinstance(report.longrepr, tuple):
@@ -338,6 +409,9 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     if bench.state is not None:  # cells finished by workers, including any that crashed later
         for record in bench.state.cell_records().values():
             bench.store.merge({record["cell_id"]: record})
+    progress = session.config.stash.get(PROGRESS_KEY, None)
+    if progress is not None:  # also lists the cells never reached as 'not run'
+        checkpoint.finish_run(bench, progress)
     if _uses_cells(session) or bench.store.cells():
         written = write_reports(bench, int(exitstatus))
         session.config.stash[REPORTS_KEY] = written
@@ -366,6 +440,9 @@ def pytest_terminal_summary(terminalreporter, exitstatus: int, config: pytest.Co
         terminalreporter.write_line(line)
     for path in config.stash.get(REPORTS_KEY, []):
         terminalreporter.write_line(f"report: {path}")
+    progress = config.stash.get(PROGRESS_KEY, None)
+    if progress is not None and progress.saved is not None:
+        terminalreporter.write_line(progress.summary([c.id for c in bench.cells]))
     if bench.workers > 1:
         terminalreporter.write_line(
             f"warning: {bench.workers} workers ran servers side by side ({bench.threads} threads "

