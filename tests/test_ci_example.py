@@ -46,7 +46,10 @@ def uses(job: dict[str, Any], action: str) -> list[dict[str, Any]]:
 def test_job_graph_plan_then_a_bench_job_per_model_then_merge(workflow: dict[str, Any]) -> None:
     jobs = workflow["jobs"]
     assert set(jobs) == {"plan", "bench", "merge"}
-    assert "on" in workflow or True in workflow  # YAML 1.1 reads a bare `on` as true
+    triggers = workflow.get("on", workflow.get(True))  # YAML 1.1 reads a bare `on` as true
+    assert isinstance(triggers, dict), "the workflow has no `on:` triggers"
+    assert set(triggers) == {"workflow_dispatch", "pull_request"}
+    assert {"models.yaml", "thresholds.yaml"} <= set(triggers["pull_request"]["paths"])
 
     plan, bench, merge = jobs["plan"], jobs["bench"], jobs["merge"]
     assert "needs" not in plan
