@@ -4,13 +4,14 @@ Two sources: the GGUF header (a flat snapshot of every key/value, with the token
 arrays summarised, not dumped) and the model card's YAML front matter (licence, tags, base
 model, languages) recorded at download time or read from a ``README.md`` beside the file.
 From them come compatibility hints a person should see before trusting or publishing numbers:
-a context the run asks for beyond what the model was trained on, a licence that is not
-permissive.
+a context the run asks for beyond what the model was trained on, a profile the architecture
+cannot serve as the run asks, a licence that is not permissive.  :func:`report_entry` bundles
+all three for a cell's record in the JSON and HTML reports.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +19,9 @@ import yaml
 
 from pytest_llmbench.config import Settings
 from pytest_llmbench.models import ModelStore, cached_per_file
+
+# The profiles that generate text; an encoder-only model (BERT and kin) cannot serve them.
+GENERATION_PROFILES = ("interactive", "batch", "quality", "long_context", "stress")
 
 # Arrays longer than this are summarised as "array[N] of TYPE" (tokenizer vocabularies, merges).
 MAX_ARRAY_ITEMS = 16
@@ -155,8 +159,12 @@ def compat_hints(
     snapshot: list[dict[str, Any]],
     card: Mapping[str, Any] | None,
     requested: Mapping[str, int],
+    profiles: Sequence[str] = (),
 ) -> list[str]:
-    """Sentences a person should read before running or publishing this model's numbers."""
+    """Sentences a person should read before running or publishing this model's numbers.
+
+    ``profiles``: the profiles the run asks for, checked against what the architecture does.
+    """
     hints = []
     arch = snapshot_value(snapshot, "general.architecture")
     trained = snapshot_value(snapshot, f"{arch}.context_length") if arch else None
@@ -167,6 +175,7 @@ def compat_hints(
                     f"context: {where} asks for {tokens} tokens, above the model's context_length "
                     f"{trained}; expect degraded output or a refused request beyond {trained}"
                 )
+    hints += profile_hints(snapshot, profiles)
     licence = license_of(snapshot, card)
     if not licence:
         hints.append("licence: none declared in the GGUF header or the model card; check it")
@@ -178,3 +187,59 @@ def compat_hints(
             "commercial use or redistribution"
         )
     return hints
+
+
+def profile_hints(snapshot: list[dict[str, Any]], profiles: Sequence[str]) -> list[str]:
+    """Profiles the architecture cannot serve as asked, from the header keys llama.cpp reads:
+    ``attention.causal`` false marks an encoder (no text generation), and ``pooling_type`` is
+    the pooling the model was trained with, which the embedding profile's ``--pooling`` overrides.
+    """
+    arch = snapshot_value(snapshot, "general.architecture")
+    if not arch:
+        return []
+    hints = []
+    generating = [p for p in profiles if p in GENERATION_PROFILES]
+    if generating and snapshot_value(snapshot, f"{arch}.attention.causal") is False:
+        hints.append(
+            f"architecture: {arch} is an encoder ({arch}.attention.causal is false); it embeds "
+            f"text but does not generate it, so {', '.join(generating)} will fail; select "
+            "-m 'load or embedding' for it"
+        )
+    declared = _pooling_name(snapshot_value(snapshot, f"{arch}.pooling_type"))
+    wanted = embedding_pooling()
+    if "embedding" in profiles and declared not in (None, "none", wanted):
+        hints.append(
+            f"embedding: the profile pools with --pooling {wanted}, the model declares "
+            f"{arch}.pooling_type {declared}; its vectors are not the ones it was trained to give"
+        )
+    return hints
+
+
+def _pooling_name(value: Any) -> str | None:
+    """llama.cpp's pooling enum (0 none, 1 mean, 2 cls, ...) by name; None when absent/unknown."""
+    import gguf
+
+    try:
+        return gguf.PoolingType(value).name.lower() if isinstance(value, int) else None
+    except ValueError:
+        return None
+
+
+def embedding_pooling() -> str:
+    """The ``--pooling`` the embedding profile starts its server with."""
+    from pytest_llmbench.workloads.embedding import SERVER_ARGS
+
+    return SERVER_ARGS[SERVER_ARGS.index("--pooling") + 1]
+
+
+# ---------------------------------------------------------------- for the reports
+
+
+def report_entry(store: ModelStore, path: Path, settings: Settings) -> dict[str, Any]:
+    """A cell's ``model_info`` in the JSON report: the GGUF snapshot, the model card's front
+    matter (recorded at download, or a README.md beside the file) and the hints for this run."""
+    snapshot = gguf_snapshot_cached(store, path)
+    card = (store.lookup(path) or {}).get("card") or card_summary(local_card(path))
+    requested = requested_contexts(settings)
+    hints = compat_hints(snapshot, card, requested, settings.profiles)
+    return {"gguf_snapshot": snapshot, "card": card, "hints": hints}

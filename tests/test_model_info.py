@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -13,6 +14,7 @@ from pytest_llmbench.model_info import (
     gguf_snapshot,
     gguf_snapshot_cached,
     local_card,
+    report_entry,
     requested_contexts,
 )
 from pytest_llmbench.models import ModelStore
@@ -66,3 +68,43 @@ def test_hints_for_context_and_licence(tiny_path: Path) -> None:
     assert compat_hints(snapshot, None, {}) == [
         "licence: none declared in the GGUF header or the model card; check it"
     ]
+
+
+def _encoder_snapshot(pooling: int) -> list[dict[str, object]]:
+    """The header keys an embedding model converted by llama.cpp carries (BERT: 2 = cls)."""
+    return [
+        {"key": "general.architecture", "type": "string", "value": "bert"},
+        {"key": "general.license", "type": "string", "value": "mit"},
+        {"key": "bert.attention.causal", "type": "bool", "value": False},
+        {"key": "bert.pooling_type", "type": "uint32", "value": pooling},
+    ]
+
+
+def test_hints_for_profiles_the_architecture_cannot_serve() -> None:
+    snapshot = _encoder_snapshot(pooling=2)
+    hints = compat_hints(snapshot, None, {}, ("load", "interactive", "embedding"))
+    assert hints == [
+        "architecture: bert is an encoder (bert.attention.causal is false); it embeds text but "
+        "does not generate it, so interactive will fail; select -m 'load or embedding' for it",
+        "embedding: the profile pools with --pooling mean, the model declares bert.pooling_type "
+        "cls; its vectors are not the ones it was trained to give",
+    ]
+    assert compat_hints(snapshot, None, {}, ("load", "embedding"))[0].startswith("embedding:")
+    assert compat_hints(_encoder_snapshot(pooling=1), None, {}, ("embedding",)) == []
+    assert compat_hints(_encoder_snapshot(pooling=2), None, {}, ()) == []
+
+
+def test_report_entry_bundles_snapshot_card_and_hints(tiny_path: Path, tmp_path: Path) -> None:
+    model = tmp_path / "tiny.gguf"
+    model.write_bytes(tiny_path.read_bytes())
+    (tmp_path / "README.md").write_text("---\nlicense: apache-2.0\ntags: [gguf]\n---\n")
+
+    entry = report_entry(ModelStore(tmp_path), model, Settings())
+
+    assert entry["card"] == {"license": "apache-2.0", "tags": ["gguf"]}
+    assert {"key": "llama.context_length", "type": "uint32", "value": 2048} in entry[
+        "gguf_snapshot"
+    ]
+    assert any(h.startswith("context: llama_cpp.default_ctx_size") for h in entry["hints"])
+    assert not any(h.startswith("licence") for h in entry["hints"])
+    json.dumps(entry)  # goes into the JSON report as it is
