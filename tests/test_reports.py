@@ -17,14 +17,16 @@ from pathlib import Path
 import pytest
 
 from pytest_llmbench.cli import main
+from pytest_llmbench.config import Settings
 from pytest_llmbench.recommend import enrich_report
 from pytest_llmbench.report.csv_report import csv_text
 from pytest_llmbench.report.html_report import render_html
 from pytest_llmbench.report.merge import merge_reports
 from pytest_llmbench.report.outputs import write_report_files
+from pytest_llmbench.report.terminal import summary_lines
 
 sys.path.insert(0, str(Path(__file__).parent))
-from synthetic_reports import CHART_IDS, full_report, partial_report
+from synthetic_reports import CHART_IDS, HARDWARE, full_report, partial_report
 
 
 def rows(text: str) -> dict[str, dict[str, str]]:
@@ -293,3 +295,76 @@ def test_chart_axes_cover_the_data_even_for_a_single_point() -> None:
     ticks = [float(t) for t in re.findall(r'class="tick"[^>]*>([\d.]+)<', tall)]
     assert max(ticks) >= 120  # the axis grows past y_max rather than clip the bar
     assert 'data-empty="true"' in xy_chart("none", "t", "x", "y", [], empty_message="nothing")
+
+
+# ------------------------------------------------------------------ model metadata, external server
+
+
+def test_html_cell_details_show_the_model_metadata_collapsed() -> None:
+    report = full_report()
+    report["results"][0]["model_info"] = {
+        "gguf_snapshot": [
+            {"key": "general.architecture", "type": "string", "value": "llama"},
+            {"key": "tokenizer.ggml.tokens", "type": "array[49152] of string", "value": "array[49152] of string"},
+            {"key": "tokenizer.chat_template", "type": "string", "value": "{% for m in messages %}" * 40},
+            {"key": "general.tags", "type": "array[2] of string", "value": ["<b>", "text"]},
+        ],
+        "card": {"license": "apache-2.0", "base_model": "HuggingFaceTB/SmolLM2-135M"},
+        "hints": ["context: llama_cpp.default_ctx_size asks for 16384 tokens, above 8192 <x>"],
+    }  # fmt: skip
+    page = render_html(enrich_report(report))
+
+    block = re.search(r'<details class="model-info">(.*?)</details>', page, re.S)
+    assert block and page.count('<details class="model-info">') == 1  # only where recorded
+    shown = block.group(1)
+    assert "<summary>Model metadata: 1 hints, 4 GGUF keys, model card</summary>" in shown
+    assert "<li>context: llama_cpp.default_ctx_size asks for 16384 tokens, above 8192 &lt;x&gt;</li>" in shown  # fmt: skip
+    assert "<td>base_model</td><td>HuggingFaceTB/SmolLM2-135M</td>" in shown
+    assert "<td>general.architecture</td><td>string</td><td>llama</td>" in shown
+    assert "<td>tokenizer.ggml.tokens</td><td>array[49152] of string</td><td>(not shown)</td>" in shown  # fmt: skip
+    assert "<td>&lt;b&gt;, text</td>" in shown
+    assert "… (920 chars)</td>" in shown
+    assert block.start() > page.index('id="cell-smollm2-135m-Q2_K"')
+
+
+def _external(report: dict, url: str = "http://gpu-box:8080") -> dict:
+    """A report as a --llm-server-url run writes it: no load time, no server RSS."""
+    identity = {"url": url, "model_path": "/srv/m.gguf", "quant": "Q4_K_M"}
+    report["metadata"]["config"]["external_server"] = identity
+    for result in report["results"]:
+        result["server"] = {"external": True, **identity, "load_seconds": None}
+    return report
+
+
+def test_html_and_terminal_say_the_server_was_external() -> None:
+    page = render_html(enrich_report(_external(full_report())))
+    summary = page[page.index('id="summary"') : page.index('id="recommendations"')]
+    assert (
+        '<p class="external" id="external-server">External llama-server at http://gpu-box:8080 '
+        "(--llm-server-url), started outside this run: load time and server memory were not "
+        "measured.</p>"
+    ) in summary
+    assert "<tr><th>server load s</th><td>not measured (external server)</td></tr>" in page
+    assert "<td>external, http://gpu-box:8080 (--llm-server-url)</td>" in page
+
+    cells = enrich_report(_external(full_report()))["results"]
+    lines = summary_lines(cells, Settings(), HARDWARE)
+    notes = [line for line in lines if "external llama-server" in line]
+    assert notes == [
+        "note: external llama-server at http://gpu-box:8080 (--llm-server-url), started outside "
+        "this run: load time and server memory were not measured"
+    ]
+
+
+def test_a_run_with_its_own_server_has_no_external_note() -> None:
+    page = render_html(enrich_report(full_report()))
+    assert 'id="external-server"' not in page and "not measured (external server)" not in page
+    cells = enrich_report(full_report())["results"]
+    assert not any("external" in line for line in summary_lines(cells, Settings(), HARDWARE))
+
+
+def test_html_names_an_external_server_that_never_answered() -> None:
+    report = full_report()
+    report["metadata"]["config"]["external_server"] = {"url": "http://gpu-box:8080"}
+    page = render_html(enrich_report(report))
+    assert "External llama-server at http://gpu-box:8080 (--llm-server-url)" in page

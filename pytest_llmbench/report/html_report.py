@@ -21,10 +21,12 @@ from pytest_llmbench import metrics as m
 from pytest_llmbench.models import atomic_write_text
 from pytest_llmbench.recommend import label, settings_of, spans_hosts
 from pytest_llmbench.report.svg_charts import Point, Series, bar_chart, xy_chart
+from pytest_llmbench.report.terminal import external_note, external_urls
 
 Result = Mapping[str, Any]
 LOG_TAIL_LINES = 200
 LOG_TAIL_BYTES = 64 * 1024
+MAX_VALUE_CHARS = 160  # a GGUF value longer than this (a chat template) is shown cut short
 
 CSS = """
 :root { --ink: #1b1f23; --muted: #57606a; --line: #d0d7de; --panel: #f6f8fa;
@@ -66,6 +68,8 @@ table.sortable th[aria-sort="ascending"]::after { content: " ▲"; } table.sorta
 td[title], span[title] { text-decoration: underline dotted #8c959f; text-underline-offset: 3px; }
 details.cell { border: 1px solid var(--line); border-radius: 6px; margin: 6px 0; padding: 4px 10px; }
 details.cell > summary { cursor: pointer; font-weight: 600; }
+details.model-info { margin: 6px 0; } details.model-info > summary { cursor: pointer; }
+p.external { border-left: 4px solid var(--acceptable); padding: 4px 10px; background: var(--panel); }
 pre { background: var(--panel); border: 1px solid var(--line); padding: 8px; overflow-x: auto;
   font-size: 12px; white-space: pre-wrap; word-break: break-all; max-height: 480px; }
 @media print {
@@ -287,6 +291,7 @@ def _summary(report: Mapping[str, Any]) -> str:
     )
     return (
         '<section id="summary"><h2>Executive summary</h2>'
+        + _external_server(report)
         + _recommendations(report.get("recommendations") or {})
         + "<h3>Hardware tested</h3><table><thead><tr><th>Host</th><th>CPU</th><th>Cores</th>"
         "<th>RAM GB</th><th>OS</th><th>llama-server</th></tr></thead><tbody>"
@@ -298,6 +303,18 @@ def _summary(report: Mapping[str, Any]) -> str:
         + f"<h3>Models evaluated</h3><ul>{model_items or '<li>none</li>'}</ul>"
         + f"<h3>Key findings</h3><ul>{findings or '<li>none</li>'}</ul></section>"
     )
+
+
+def _external_server(report: Mapping[str, Any]) -> str:
+    """A run against ``--llm-server-url`` says so first: its load and memory columns are blank
+    because this run never started the server, not because loading failed."""
+    urls = external_urls(
+        report.get("results") or [], m.dig(report, "metadata", "config", "external_server")
+    )
+    if not urls:
+        return ""
+    note = external_note(urls)
+    return f'<p class="external" id="external-server">{escape(note[:1].upper() + note[1:])}.</p>'
 
 
 # ------------------------------------------------------------------ heat map
@@ -670,12 +687,16 @@ def _cell_details(result: Result, with_host: bool, include_logs: bool) -> str:
     checks = m.dig(result, "derived", "checks") or []
     file_ = result.get("file") or {}
     server = result.get("server") or {}
+    external = bool(server.get("external"))
     facts = [
         ("file", file_.get("path")),
         ("size GB", file_.get("size_gb")),
         ("sha256", file_.get("sha256")),
         ("threads", server.get("threads")),
-        ("server load s", server.get("load_seconds")),
+        (
+            "server load s",
+            "not measured (external server)" if external else server.get("load_seconds"),
+        ),
         ("memory GB (peak seen)", m.dig(result, "derived", "memory_gb")),
         ("context tokens", m.dig(result, "derived", "context_tokens")),
         ("efficiency score", m.dig(result, "derived", "efficiency_score")),
@@ -683,6 +704,8 @@ def _cell_details(result: Result, with_host: bool, include_logs: bool) -> str:
     ]
     if with_host or result.get("hostname"):
         facts.insert(0, ("host", result.get("hostname")))
+    if external:
+        facts.insert(0, ("server", f"external, {server.get('url')} (--llm-server-url)"))
     parts = [
         f'<details class="cell" id="{anchor(result)}"><summary>{escape(label(result, with_host))} – '
         f"{escape(str(result.get('status')))} – "
@@ -700,6 +723,7 @@ def _cell_details(result: Result, with_host: bool, include_logs: bool) -> str:
             f'<p class="note">Server log: <a href="#log-{anchor(result)}">appendix</a> ({escape(str(server["log"]))})</p>'
         )
     parts.append(_compat_details(result.get("compat") or {}))
+    parts.append(_model_info_details(result.get("model_info")))
     ratings = m.dig(result, "derived", "profile_ratings") or {}
     for profile, entry in (result.get("profiles") or {}).items():
         rows = _metric_rows(profile, entry.get("metrics") or {}, checks)
@@ -755,6 +779,53 @@ def _compat_details(compat: Mapping[str, Any]) -> str:
             f"<th>State</th><th>Source</th></tr></thead><tbody>{body}</tbody></table>"
         )
     return "".join(parts)
+
+
+def _model_info_details(info: Mapping[str, Any] | None) -> str:
+    """What the model file says about itself (GGUF header, model card) and the hints drawn from
+    it, collapsed: opened to check a licence, context length or tokenizer before trusting a number."""
+    if not info:
+        return ""
+    snapshot = info.get("gguf_snapshot") or []
+    card = info.get("card") or {}
+    hints = info.get("hints") or []
+    parts = [
+        f'<details class="model-info"><summary>Model metadata: {len(hints)} hints, '
+        f"{len(snapshot)} GGUF keys{', model card' if card else ''}</summary>"
+    ]
+    if hints:
+        parts.append("<ul>" + "".join(f"<li>{escape(str(h))}</li>" for h in hints) + "</ul>")
+    if card:
+        body = "".join(
+            f"<tr><td>{escape(str(k))}</td><td>{escape(_shown(v))}</td></tr>"
+            for k, v in card.items()
+        )
+        parts.append(f'<p class="note">Model card:</p><table><tbody>{body}</tbody></table>')
+    if snapshot:
+        body = "".join(
+            f"<tr><td>{escape(str(e.get('key')))}</td><td>{escape(str(e.get('type')))}</td>"
+            f"<td>{escape(_snapshot_value(e))}</td></tr>"
+            for e in snapshot
+        )
+        parts.append(
+            '<table class="sortable"><thead><tr><th>GGUF key</th><th>Type</th><th>Value</th>'
+            f"</tr></thead><tbody>{body}</tbody></table>"
+        )
+    parts.append("</details>")
+    return "".join(parts)
+
+
+def _snapshot_value(entry: Mapping[str, Any]) -> str:
+    """A summarised array (its value is its type, ``array[49152] of string``) is not repeated."""
+    return "(not shown)" if entry.get("value") == entry.get("type") else _shown(entry.get("value"))
+
+
+def _shown(value: Any) -> str:
+    """A value on one table row: lists joined, a long text (a chat template) cut short."""
+    text = ", ".join(map(str, value)) if isinstance(value, list) else str(value)
+    if len(text) <= MAX_VALUE_CHARS:
+        return text
+    return f"{text[: MAX_VALUE_CHARS - 1]}… ({len(text)} chars)"
 
 
 def _skipped(results: Sequence[Result]) -> str:

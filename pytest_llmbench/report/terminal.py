@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import asdict
 from typing import Any
 
@@ -48,7 +48,33 @@ def summary_lines(
         "  ".join(v.ljust(w) for v, w in zip(row, widths, strict=False)) + "  " + row[-1]
         for row in rows
     ]
-    return [*table, "", *recommendation_lines(cells, settings, hardware)]
+    notes = [f"note: {external_note(urls)}"] if (urls := external_urls(cells)) else []
+    return [*table, *notes, "", *recommendation_lines(cells, settings, hardware)]
+
+
+def external_urls(
+    results: Iterable[Mapping[str, Any]], configured: Mapping[str, Any] | None = None
+) -> list[str]:
+    """The ``--llm-server-url`` servers behind these results, in order, each once.
+
+    From each result's server record, and ``configured`` (the report's
+    ``config.external_server``), which is there even when the server never answered.
+    """
+    found = [str(configured.get("url"))] if configured and configured.get("url") else []
+    for result in results:
+        server = result.get("server") or {}
+        if server.get("external"):
+            found.append(str(server.get("url") or "an unrecorded URL"))
+    return list(dict.fromkeys(found))
+
+
+def external_note(urls: list[str]) -> str:
+    """Why load time and server memory are blank: this run neither started nor watched the server."""
+    where = ", ".join(urls)
+    return (
+        f"external llama-server at {where} (--llm-server-url), started outside this run: "
+        "load time and server memory were not measured"
+    )
 
 
 def recommendation_lines(
