@@ -54,6 +54,15 @@ def write_report_files(
     return written
 
 
-def write_reports(session: BenchSession, exit_status: int | None = None) -> list[Path]:
-    report = build_report(run_metadata(session, exit_status), session.store.cells())
+def run_report(session: BenchSession, exit_status: int | None = None) -> dict[str, Any]:
+    """The run's report as the JSON file holds it, before enrichment."""
+    return build_report(run_metadata(session, exit_status), session.store.cells())
+
+
+def write_reports(
+    session: BenchSession, exit_status: int | None = None, report: dict[str, Any] | None = None
+) -> list[Path]:
+    """Write ``report`` (default: the run's report now) in every configured format."""
+    if report is None:
+        report = run_report(session, exit_status)
     return write_report_files(report, session.output_dir, session.settings.output.formats)
