@@ -1,7 +1,8 @@
 """Stress profile: can the machine sustain generation without overheating, throttling or swapping?
 
 Off unless selected (``-m stress`` or ``profiles: [..., stress]``) and run after everything else,
-on one configuration: the last that passed the earlier profiles in this run.  Generation runs
+on one configuration: the last that passed the earlier profiles in this run (or in the report
+given with ``--llm-stress-from``).  Generation runs
 continuously for ``thresholds.stress.duration`` minutes (``--llm-stress-duration`` seconds
 overrides) while temperature, CPU frequency, server RSS, swap and tokens/s are sampled every
 ``sample_interval`` seconds.  Above the abort temperature, or when the server stops answering,
@@ -19,11 +20,10 @@ pytestmark = pytest.mark.stress
 
 
 @pytest.fixture(scope="session")
-def stressed(llm_session, llm_server, llm_cell, llm_settings, llm_results, pytestconfig):
+def stressed(llm_server, llm_cell, llm_settings, llm_results, llm_stress_reason, pytestconfig):
     """The chosen configuration under continuous generation, measured once."""
-    _, why = stress.choose(llm_session.store.cells(), [c.id for c in llm_session.cells])
     duration = pytestconfig.getoption("llm_stress_duration")
-    measured = stress.run_for_settings(llm_server, llm_settings, duration, why)
+    measured = stress.run_for_settings(llm_server, llm_settings, duration, llm_stress_reason)
     llm_results.record(llm_cell, "stress", measured.metrics())
     allow_swap = llm_settings.limits.allow_swap
     rating = stress.rating(measured, llm_settings.thresholds.stress, allow_swap)

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from pytest_llmbench import hub
+from pytest_llmbench import baseline, hub
 from pytest_llmbench.binaries import ToolNotFound, find_tool
 from pytest_llmbench.config import (
     Catalog,
@@ -122,6 +122,22 @@ def _report_render(args: argparse.Namespace) -> int:
     return 0
 
 
+def _report_compare(args: argparse.Namespace) -> int:
+    try:
+        thresholds = baseline.parse_thresholds(args.fail, "--fail")
+    except baseline.BaselineError as exc:
+        raise UsageError(str(exc)) from None
+    comparison = baseline.compare(
+        load_report(args.base), load_report(args.current), thresholds, str(args.base)
+    )
+    print(f"{args.current} compared with {args.base}")
+    for line in comparison.lines():
+        print(line)
+    for message in comparison.regressions:
+        print(f"regression: {message}")
+    return 1 if comparison.regressions else 0
+
+
 def add_report_commands(commands: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     report = commands.add_parser(
         "report",
@@ -161,6 +177,25 @@ def add_report_commands(commands: argparse._SubParsersAction) -> None:  # type: 
         help="a format to write (repeatable; default: csv and html)",
     )
     render.set_defaults(handler=_report_render)
+    compare = sub.add_parser(
+        "compare",
+        help="compare a report with a baseline report per cell and headline metric",
+        description=(
+            "Per cell and headline metric: baseline value, current value and change. "
+            "Exit status 1 when a --fail limit is exceeded."
+        ),
+    )
+    compare.add_argument("base", type=Path, metavar="BASE.json", help="the baseline report")
+    compare.add_argument("current", type=Path, metavar="CURRENT.json", help="the report to judge")
+    compare.add_argument(
+        "--fail",
+        action="append",
+        default=[],
+        metavar="EXPR",
+        help="METRIC:N%% (worse by more than N %%) or METRIC:N (by more than N), repeatable; "
+        f"metrics: {baseline.metric_names()}",
+    )
+    compare.set_defaults(handler=_report_compare)
 
 
 # ------------------------------------------------------------------ compat and variants
@@ -758,7 +793,7 @@ def _models_info(args: argparse.Namespace) -> int:
     card = (record or {}).get("card") or card_summary(local_card(entry.path))
     if card is None and args.hub and model.repo:
         card = card_summary(hub.card_data(model.repo, (record or {}).get("revision")))
-    hints = compat_hints(snapshot, card, requested_contexts(ctx.settings))
+    hints = compat_hints(snapshot, card, requested_contexts(ctx.settings), ctx.settings.profiles)
     if args.json:
         info = {
             "cell": f"{model.id}-{entry.quant}",

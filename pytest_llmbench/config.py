@@ -54,7 +54,7 @@ class LlamaCppSettings:
     default_threads: int | None = None
     gpu_layers: int = 0
     extra_args: tuple[str, ...] = ()
-    startup_timeout: float = 60.0
+    startup_timeout: float | None = None  # None: limits.max_load_time
     parallel: int = 1
     load_retries: int = 1  # a failed start is retried; one that then loads is 'degraded'
 
@@ -151,9 +151,22 @@ class Settings:
     registry: str | None = None  # compatibility registry (SQLite); relative to this file
     base_dir: Path = field(default=Path("."), compare=False)
 
+    def runs_profile(self, profile: str, markexpr: str | None) -> bool:
+        """A profile runs when ``profiles`` lists it or ``-m`` names it; ``load`` always runs
+        (it is where a cell that cannot start fails, once)."""
+        named = re.search(rf"\b{re.escape(profile)}\b", markexpr or "") is not None
+        return profile == "load" or profile in self.profiles or named
+
     def resolve_path(self, value: str) -> Path:
         path = Path(value).expanduser()
         return path if path.is_absolute() else self.base_dir / path
+
+    @property
+    def health_timeout(self) -> float:
+        """Seconds a server may take to answer /health: ``llama_cpp.startup_timeout`` when set,
+        else ``limits.max_load_time`` (a load slower than the limit is a load failure)."""
+        timeout = self.llama_cpp.startup_timeout
+        return self.limits.max_load_time if timeout is None else timeout
 
 
 # ---------------------------------------------------------------- models.yaml

@@ -8,11 +8,20 @@ from typing import Any
 
 import pytest
 
-from pytest_llmbench import checkpoint, parallel
+from pytest_llmbench import baseline, checkpoint, parallel
 from pytest_llmbench import config as cfg
-from pytest_llmbench.keys import PROGRESS_KEY, RESUMED_KEY, SESSION_KEY
+from pytest_llmbench.keys import (
+    BASELINE_KEY,
+    BASELINE_OUTCOME_KEY,
+    PROGRESS_KEY,
+    RESUMED_KEY,
+    SESSION_KEY,
+    STRESS_CHOICE_KEY,
+    STRESS_PLAN_KEY,
+)
 from pytest_llmbench.matrix import Cell
-from pytest_llmbench.report.outputs import write_reports
+from pytest_llmbench.report.merge import ReportError, load_report
+from pytest_llmbench.report.outputs import run_report, write_reports
 from pytest_llmbench.report.terminal import summary_lines
 from pytest_llmbench.session import BenchSession
 from pytest_llmbench.session_factory import build_session
@@ -102,6 +111,12 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         help="stress profile duration in seconds (default: thresholds.stress.duration minutes)",
     )
     group.addoption(
+        "--llm-stress-from",
+        metavar="REPORT.json",
+        help="choose the stress configuration from this llmbench JSON report's results instead "
+        "of this run's (the last that passed; it must be selected in this run)",
+    )
+    group.addoption(
         "--llm-registry",
         metavar="PATH",
         help="compatibility registry, SQLite (default: registry in thresholds.yaml, "
@@ -126,7 +141,32 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         help="continue an interrupted run from its checkpoint (default: llmbench-checkpoint.json "
         "in the output directory): finished cells are carried over, not run again",
     )
+    group.addoption(
+        "--llm-save-baseline",
+        metavar="NAME",
+        help="save this run's JSON report as baseline NAME (<baseline dir>/NAME.json)",
+    )
+    group.addoption(
+        "--llm-compare",
+        metavar="NAME|PATH",
+        help="compare this run per cell and headline metric with a saved baseline or a JSON report",
+    )
+    group.addoption(
+        "--llm-compare-fail",
+        action="append",
+        default=[],
+        metavar="EXPR",
+        help="fail the run when a metric is worse than the --llm-compare baseline by more than "
+        f"N %% (METRIC:N%%) or N (METRIC:N), repeatable; metrics: {baseline.metric_names()}",
+    )
+    group.addoption(
+        "--llm-baseline-dir",
+        metavar="DIR",
+        help="where baselines are saved (default: ini llmbench_baseline_dir, then "
+        "<rootdir>/.llmbench/baselines)",
+    )
     parser.addini("llmbench_models", "path of the model catalog (models.yaml)")
+    parser.addini("llmbench_baseline_dir", "baseline directory (relative to the rootdir)")
     parser.addini("llmbench_thresholds", "path of thresholds.yaml")
     parser.addini("llmbench_output", "report and server-log directory")
     parser.addini("llmbench_model_dir", "model store directory")
@@ -146,6 +186,8 @@ def pytest_configure(config: pytest.Config) -> None:
         raise pytest.UsageError(str(exc)) from None
     config.stash[SESSION_KEY] = session
     workerinput = getattr(config, "workerinput", None)
+    config.stash[BASELINE_KEY] = _baseline_plan(config, load=workerinput is None)
+    _check_stress_source(config.option.llm_stress_from)
     if workerinput is None:  # the controller owns the checkpoint
         try:
             progress = checkpoint.start(session, _selection(config), config.option.llm_resume)
@@ -164,6 +206,32 @@ def pytest_configure(config: pytest.Config) -> None:
         config.option.loadgroup = True  # xdist tags items with their group from this flag
 
 
+def _check_stress_source(source: str | None) -> None:
+    if source:
+        try:
+            load_report(Path(source).expanduser())
+        except ReportError as exc:
+            raise pytest.UsageError(f"--llm-stress-from: {exc}") from None
+
+
+def _baseline_plan(config: pytest.Config, load: bool) -> baseline.Plan | None:
+    opt, rootdir = config.option, Path(config.rootpath)
+    directory = baseline.baseline_dir(
+        opt.llm_baseline_dir, config.getini("llmbench_baseline_dir"), rootdir, Path.cwd()
+    )
+    try:
+        return baseline.Plan.from_options(
+            directory,
+            opt.llm_save_baseline,
+            opt.llm_compare,
+            opt.llm_compare_fail,
+            Path.cwd(),
+            load,
+        )
+    except baseline.BaselineError as exc:
+        raise pytest.UsageError(str(exc)) from None
+
+
 def _selection(config: pytest.Config) -> dict[str, object]:
     return checkpoint.selection_of(
         config.option.markexpr, config.option.keyword, config.args, Path(config.rootpath)
@@ -180,6 +248,8 @@ def pytest_cmdline_main(config: pytest.Config):
         raise pytest.UsageError(problem)
     if numprocesses and dist == "no":
         config.option.dist = parallel.GROUPING_MODE
+    if numprocesses:  # xdist would hand out the biggest groups first: keep the matrix order
+        config.option.loadscopereorder = False
     return (yield)
 
 
@@ -239,8 +309,13 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
             scope="session",
         )
         return
-    params = [
-        pytest.param(cell, id=cell.id, marks=pytest.mark.xdist_group(cell.id))
+    apart = metafunc.definition.get_closest_marker("stress") is not None
+    params = [  # xdist: a cell's tests share a worker; stress tests form one group, run last
+        pytest.param(
+            cell,
+            id=cell.id,
+            marks=pytest.mark.xdist_group(stress.XDIST_GROUP if apart else cell.id),
+        )
         for cell in session.cells
     ]
     metafunc.parametrize(CELL_PARAM, params, scope="session")
@@ -265,13 +340,19 @@ def profile_of(item: pytest.Item) -> str:
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     """Group each cell's tests together in matrix order, load first; stress after everything.
-    Stress is off unless -m or thresholds.yaml ``profiles`` names it."""
+    A profile that thresholds.yaml ``profiles`` does not list runs only when -m names it."""
     session = config.stash[SESSION_KEY]
-    if not stress.selected(config.option.markexpr, session.settings.profiles):
-        deselected = [item for item in items if profile_of(item) == "stress"]
-        if deselected:
-            items[:] = [item for item in items if profile_of(item) != "stress"]
-            config.hook.pytest_deselected(items=deselected)
+    markexpr = config.option.markexpr
+
+    def off(item: pytest.Item) -> bool:
+        profile = profile_of(item)
+        return profile in PROFILE_ORDER and not session.settings.runs_profile(profile, markexpr)
+
+    deselected = [item for item in items if off(item)]
+    if deselected:
+        items[:] = [item for item in items if not off(item)]
+        config.hook.pytest_deselected(items=deselected)
+    _plan_stress(config, items)
     rank = {cell.id: i for i, cell in enumerate(session.cells)}
     position = {id(item): i for i, item in enumerate(items)}
 
@@ -288,12 +369,31 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     items.sort(key=key)
 
 
+def _plan_stress(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """What the stress choice will wait for: every cell with other tests in this run."""
+    stress_items = [item for item in items if profile_of(item) == "stress"]
+    if not stress_items:
+        return
+    resumed = config.stash[RESUMED_KEY]
+    others = {
+        cell.id
+        for item in items
+        if (cell := cell_of(item)) is not None and profile_of(item) != "stress"
+    }
+    source = config.option.llm_stress_from
+    config.stash[STRESS_PLAN_KEY] = stress.StressPlan(
+        wait_for=frozenset(others - resumed.keys()),
+        from_report=Path(source).expanduser().resolve() if source else None,
+    )
+
+
 def pytest_collection_finish(session: pytest.Session) -> None:
+    """The controller's checkpoint tracks each cell's profile tests (stress runs apart)."""
     progress = session.config.stash.get(PROGRESS_KEY, None)
     if progress is not None:
         for item in session.items:
             cell = cell_of(item)
-            if cell is not None:
+            if cell is not None and profile_of(item) != "stress":
                 progress.collected(cell.id, item.nodeid)
 
 
@@ -309,7 +409,7 @@ def pytest_runtest_setup(item: pytest.Item):
         if resumed:  # finished in the checkpointed run: no server, results carried over
             pytest.skip(resumed)
         if profile_of(item) == "stress":  # decided before a server is started for nothing
-            reason = stress.skip_reason(item.config.stash[SESSION_KEY], cell)
+            reason = stress.skip_reason(*_stress_choice(item.config), cell)
             if reason:
                 pytest.skip(reason)
         run = item.config.stash[SESSION_KEY].run_for(cell)
@@ -325,6 +425,17 @@ def pytest_runtest_setup(item: pytest.Item):
     return (yield)
 
 
+def _stress_choice(config: pytest.Config) -> tuple[str | None, str]:
+    """The stress configuration, decided once per process when the first stress test starts."""
+    if STRESS_CHOICE_KEY not in config.stash:
+        try:
+            choice = stress.decide(config.stash[SESSION_KEY], config.stash[STRESS_PLAN_KEY])
+        except ReportError as exc:
+            choice = (None, f"--llm-stress-from: {exc}")
+        config.stash[STRESS_CHOICE_KEY] = choice
+    return config.stash[STRESS_CHOICE_KEY]
+
+
 @pytest.hookimpl(wrapper=True)
 def pytest_runtest_teardown(item: pytest.Item, nextitem: pytest.Item | None):
     """Stop a cell's server as soon as its last test is done, and share what it taught."""
@@ -333,7 +444,11 @@ def pytest_runtest_teardown(item: pytest.Item, nextitem: pytest.Item | None):
     finally:
         cell = cell_of(item)
         next_cell = cell_of(nextitem) if nextitem is not None else None
-        if cell is not None and (next_cell is None or next_cell.id != cell.id):
+        # the cell's profiles end where its stress test (run apart, after all cells) begins
+        apart = nextitem is not None and (profile_of(nextitem) == "stress") != (
+            profile_of(item) == "stress"
+        )
+        if cell is not None and (next_cell is None or next_cell.id != cell.id or apart):
             item.config.stash[SESSION_KEY].finish(cell)
 
 
@@ -413,8 +528,23 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     if progress is not None:  # also lists the cells never reached as 'not run'
         checkpoint.finish_run(bench, progress)
     if _uses_cells(session) or bench.store.cells():
-        written = write_reports(bench, int(exitstatus))
+        report = run_report(bench, int(exitstatus))
+        plan = session.config.stash.get(BASELINE_KEY, None)
+        comparison = plan.compare(report) if plan else None
+        if comparison is not None:
+            report["comparison"] = comparison.as_dict()
+            if comparison.regressions and session.exitstatus == pytest.ExitCode.OK:
+                session.exitstatus = pytest.ExitCode.TESTS_FAILED  # like --benchmark-compare-fail
+                report["metadata"]["exit_status"] = int(session.exitstatus)
+        written = write_reports(bench, report=report)
         session.config.stash[REPORTS_KEY] = written
+        if plan is not None:
+            interrupted = exitstatus in (
+                pytest.ExitCode.INTERRUPTED,
+                pytest.ExitCode.INTERNAL_ERROR,
+            )
+            outcome = plan.finish(report, comparison, interrupted)
+            session.config.stash[BASELINE_OUTCOME_KEY] = outcome
 
 
 REPORTS_KEY = pytest.StashKey[list[Path]]()
@@ -449,6 +579,26 @@ def pytest_terminal_summary(terminalreporter, exitstatus: int, config: pytest.Co
             "each); their timings disturb each other, so compare cells from a serial run",
             yellow=True,
         )
+    _baseline_summary(terminalreporter, config.stash.get(BASELINE_OUTCOME_KEY, None))
+
+
+def _baseline_summary(terminalreporter, outcome: baseline.Outcome | None) -> None:  # type: ignore[no-untyped-def]
+    if outcome is None:
+        return
+    comparison = outcome.comparison
+    if comparison is not None:
+        terminalreporter.section(f"llmbench compare vs {comparison.name}")
+        for line in comparison.lines():
+            terminalreporter.write_line(line, red="REGRESSION" in line)
+        for message in comparison.regressions:
+            terminalreporter.write_line(f"regression: {message}", red=True, bold=True)
+        if comparison.thresholds and not comparison.regressions:
+            limits = ", ".join(t.text for t in comparison.thresholds)
+            terminalreporter.write_line(f"no regression beyond {limits}", green=True)
+    if outcome.saved is not None:
+        terminalreporter.write_line(f"baseline saved: {outcome.saved}")
+    if outcome.note:
+        terminalreporter.write_line(outcome.note, yellow=True)
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:

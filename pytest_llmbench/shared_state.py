@@ -2,7 +2,8 @@
 
 A directory the controller creates and hands to workers: ``observations.json`` (what finished
 cells taught the early-termination rules) behind a file lock, and ``cells/<id>.json`` with each
-finished cell's results, so a worker that crashes loses only the cell it was running.
+finished cell's results, so a worker that crashes loses only the cell it was running, and
+``finished/<id>`` for every cell whose tests are all done, skipped cells included.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ class SharedState:
         self.directory = directory
         self.directory.mkdir(parents=True, exist_ok=True)
         (self.directory / "cells").mkdir(exist_ok=True)
+        (self.directory / "finished").mkdir(exist_ok=True)
         self._lock = FileLock(str(directory / ".lock"))
         self._observations = directory / "observations.json"
 
@@ -51,3 +53,10 @@ class SharedState:
         for path in sorted((self.directory / "cells").glob("*.json")):
             records[path.stem] = json.loads(path.read_text(encoding="utf-8"))
         return records
+
+    def mark_finished(self, cell_id: str) -> None:
+        (self.directory / "finished" / cell_id).touch()
+
+    def finished(self) -> set[str]:
+        """The cells whose tests are all done, on any worker."""
+        return {path.name for path in (self.directory / "finished").iterdir()}

@@ -83,7 +83,9 @@ def test_embedding_vectors_are_checked_and_timed(bench_project):
         modules=("test_embedding.py",),
         thresholds={"thresholds": {"embedding": {"repetitions": 2, "max_latency_ms": 60000}}},
     )
-    result = bench_project.run()
+    off = bench_project.run("--collect-only")  # not in the default profiles: -m must name it
+    assert off.parseoutcomes().get("deselected", 0) >= 7 and "<Function" not in off.stdout.str()
+    result = bench_project.run("-m", "embedding")
     outcomes = result.parseoutcomes()
     assert outcomes.get("passed", 0) >= 7, result.stdout.str()[-2000:]  # triplets may fail
     recorded = metrics_of(bench_project, "embedding")

@@ -16,10 +16,20 @@ from pytest_llmbench.config import (
     ConfigError,
     EmbeddingThresholds,
     QualityThresholds,
+    Settings,
     StressThresholds,
 )
+from pytest_llmbench.expect import at_most
 from pytest_llmbench.monitor import NOT_AVAILABLE, ResourceMonitor, ResourceSample
-from pytest_llmbench.workloads import batch, embedding, long_context, quality, stress, texts
+from pytest_llmbench.workloads import (
+    batch,
+    embedding,
+    interactive,
+    long_context,
+    quality,
+    stress,
+    texts,
+)
 
 DATA = Path(__file__).resolve().parent.parent / "bench" / "data"
 
@@ -356,12 +366,16 @@ def test_relative_scores_use_the_highest_precision_quant():
 # ------------------------------------------------------------------ stress
 
 
-def test_stress_is_off_unless_selected():
-    assert not stress.selected("", ("load", "interactive"))
-    assert not stress.selected("batch or quality", ())
-    assert stress.selected("stress", ())
-    assert stress.selected("long_context or stress", ())
-    assert stress.selected("", ("load", "stress"))
+def test_a_profile_runs_when_listed_or_named_in_the_mark_expression():
+    listed = Settings(profiles=("load", "interactive"))
+    assert not listed.runs_profile("stress", "")
+    assert not Settings(profiles=()).runs_profile("stress", "batch or quality")
+    assert Settings(profiles=()).runs_profile("stress", "stress")
+    assert Settings(profiles=()).runs_profile("stress", "long_context or stress")
+    assert Settings(profiles=("load", "stress")).runs_profile("stress", None)
+    assert not listed.runs_profile("embedding", "long_context")
+    assert listed.runs_profile("interactive", None) and listed.runs_profile("load", "")
+    assert Settings(profiles=("interactive",)).runs_profile("load", None)  # always
 
 
 def test_stress_duration_and_interval():
@@ -505,3 +519,18 @@ def test_embedding_server_error_mid_run():
 def test_reading_for_a_missing_value_is_blank():
     assert metrics.reading_for(metrics.SLOWDOWN_PERCENT, None) == ""
     assert metrics.reading_for(metrics.SLOWDOWN_PERCENT, -3.0) == "no slowdown over the run"
+
+
+def test_interactive_stream_steadiness_is_not_measured_from_two_chunks():
+    """Two chunks give one gap and no spread: the CV is missing, so the check fails, not passes."""
+    runs = (result(tokens=8, chunks=2), result(tokens=8, chunks=1))
+    measured = interactive.summarise(runs)
+    assert measured.itl_cv is None
+    assert measured.metrics()["itl_cv_percent"] is None
+    with pytest.raises(AssertionError, match="inter-token latency CV: not measured"):
+        at_most("inter-token latency CV", measured.itl_cv, 20, "%", "")
+
+
+def test_interactive_stream_steadiness_from_steady_chunks_is_near_zero():
+    measured = interactive.summarise((result(tokens=10), result(tokens=10)))
+    assert measured.itl_cv == pytest.approx(0.0, abs=1e-6)

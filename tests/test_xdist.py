@@ -7,6 +7,7 @@ import copy
 import psutil
 import pytest
 
+from pytest_llmbench.system import usable_cores
 from tests.conftest import EMBEDDED
 
 
@@ -36,7 +37,8 @@ def test_parallel_run_writes_one_report_with_every_cell(bench_project, workers):
         c["profiles"]["interactive"]["metrics"]["tokens_per_second"] > 0 for c in cells.values()
     )
     assert report["metadata"]["config"]["workers"] == int(workers)
-    assert all(c["server"]["threads"] == 1 for c in cells.values())  # 2 cores shared by ≥ 2 workers
+    share = max(1, usable_cores() // int(workers))  # the cores divided between the workers
+    assert all(c["server"]["threads"] == share for c in cells.values())
     assert "workers ran servers side by side" in result.stdout.str()
     assert "Address already in use" not in result.stdout.str()
     assert {p.pid for p in llama_servers()} <= before
@@ -57,17 +59,90 @@ def test_explicit_loadgroup_is_accepted(bench_project):
     result.assert_outcomes(passed=3)
 
 
+# The hold test runs first (load) and last (batch) in each cell: Q4_1 waits at its start, so the
+# Q4_K_M worker asks for the next group (the 1B cell) first; Q4_K_M then waits at its end until
+# Q4_1 has failed on the other worker, and only then starts the 1B cell.
+HOLD_MODULE = """
+import os, time, pytest
+
+@pytest.mark.load
+def test_hold_first(llm_cell):
+    if llm_cell.id == "smollm2-135m-Q4_1":
+        time.sleep(8)
+
+@pytest.mark.batch
+def test_hold_last(llm_cell):
+    if llm_cell.id == "smollm2-135m-Q4_K_M":
+        time.sleep(25)
+"""
+
+
+def worker_of(result: pytest.RunResult, test_id: str) -> str:
+    """The [gwN] that reported a test's outcome in -v output."""
+    (line,) = [ln for ln in result.outlines if ln.startswith("[gw") and test_id in ln]
+    return line.split("]", 1)[0] + "]"
+
+
 def test_failure_on_one_worker_skips_the_larger_model_on_another(bench_project):
-    """Early-termination state is shared: the larger model waits for nothing but the shared store."""
+    """Early-termination state is shared: a failure on gw1 skips a cell that gw0 starts later."""
     larger = copy.deepcopy(EMBEDDED)
     larger.update(id="smollm2-as-1b", name="Same file, declared 1B", size="1B", params_b=1.0)
+    del larger["derive"]
+    larger["files"] = {"Q4_1": EMBEDDED["files"]["Q4_1"]}
     bench_project.write(
         models=[EMBEDDED, larger],
+        quants=("Q4_K_M", "Q4_1"),
         thresholds={"thresholds": {"interactive": {"min_tokens_per_sec": 100000}}},
     )
-    # one worker: cells run in order on it, but through the shared state directory like any worker
-    result = bench_project.run("-n", "1", "-m", "interactive", "-rs", subprocess=True)
-    result.assert_outcomes(passed=2, failed=1, skipped=3)
+    (bench_project.path / "bench" / "test_hold.py").write_text(HOLD_MODULE)
+    result = bench_project.run(
+        "-n", "2", "-v", "-rs", "-m", "load or interactive or batch", subprocess=True
+    )
+    failed_on = worker_of(result, "test_streaming_speed[smollm2-135m-Q4_1]")
+    skipped_on = worker_of(result, "test_streaming_speed[smollm2-as-1b-Q4_1]")
+    assert failed_on != skipped_on, result.stdout.str()
     result.stdout.fnmatch_lines(
         ["*a smaller model failed at this quantization: smollm2-135m-Q4_1*"]
     )
+    cells = {c["cell_id"]: c for c in bench_project.report()["results"]}
+    assert cells["smollm2-as-1b-Q4_1"]["status"] == "skipped"
+
+
+STRESS = {"stress": {"sample_interval": 1, "max_tps_drop": 1000, "max_temperature": 1000}}
+
+
+def test_stress_under_xdist_runs_once_on_the_last_passing_cell(bench_project):
+    bench_project.write(
+        quants=("Q4_1", "Q8_0", "Q4_K_M"),
+        modules=("test_interactive.py", "test_stress.py"),
+        thresholds={"thresholds": STRESS},
+    )
+    result = bench_project.run(
+        "-n",
+        "2",
+        "-v",
+        "-rs",
+        "-m",
+        "interactive or stress",
+        "--llm-stress-duration",
+        "3",
+        subprocess=True,
+    )
+    assert result.ret == pytest.ExitCode.OK, result.stdout.str()[-3000:]
+    order = ["smollm2-135m-Q4_K_M", "smollm2-135m-Q8_0", "smollm2-135m-Q4_1"]  # matrix order
+    cells = {c["cell_id"]: c for c in bench_project.report()["results"]}
+    stressed = [c for c in order if cells[c]["profiles"].get("stress", {}).get("metrics")]
+    assert [cells[c]["profiles"]["stress"]["status"] for c in order[:2]] == ["skipped"] * 2
+    assert stressed == [order[-1]]
+    metrics = cells[order[-1]]["profiles"]["stress"]["metrics"]
+    assert metrics["chosen_because"] == "the last configuration that passed the earlier profiles"
+    assert metrics["tokens_generated"] > 0
+    result.stdout.fnmatch_lines(
+        [f"*stress runs one configuration: {order[-1]} (the last configuration that passed*"]
+    )
+    stress_workers = {
+        line.split("]", 1)[0]
+        for line in result.outlines
+        if line.startswith("[gw") and "test_stress.py" in line
+    }
+    assert len(stress_workers) == 1, stress_workers
