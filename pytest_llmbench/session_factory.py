@@ -11,6 +11,7 @@ import pytest
 
 from pytest_llmbench import config as cfg
 from pytest_llmbench import parallel, remote
+from pytest_llmbench.binaries import ToolNotFound, find_tool
 from pytest_llmbench.matrix import select_cells
 from pytest_llmbench.registry import Registry, registry_path
 from pytest_llmbench.session import BenchSession
@@ -43,6 +44,8 @@ def build_session(config: pytest.Config) -> BenchSession:
         cells = select_cells(catalog, mode, model_ids, opt("llm_quant"), ci_only=opt("llm_ci"))
     else:
         cells = []
+    if external is None:
+        _check_named_server(opt("llm_server_bin"), settings, thresholds_path)
     output = opt("llm_output") or config.getini("llmbench_output") or settings.output.dir
     model_dir = opt("llm_model_dir") or config.getini("llmbench_model_dir") or settings.model_dir
     workerinput = getattr(config, "workerinput", None)
@@ -92,6 +95,21 @@ def build_session(config: pytest.Config) -> BenchSession:
         download=bool(opt("llm_download")),
         progress=progress,
     )
+
+
+def _check_named_server(option: str | None, settings: cfg.Settings, path: Path | None) -> None:
+    """A llama-server named by option, env or thresholds.yaml must exist: a usage error now,
+    not a load failure per cell later."""
+    configured = settings.llama_cpp.server_path
+    if not (option or configured or os.environ.get("LLMBENCH_SERVER_BIN")):
+        return
+    try:
+        find_tool("llama-server", option or configured)
+    except ToolNotFound as exc:
+        message = str(exc)
+        if configured and not option:
+            message = message.replace("--llm-server-bin", f"{path}: llama_cpp.server_path =", 1)
+        raise pytest.UsageError(message) from None
 
 
 def _resolve(value: str, settings: cfg.Settings, base: Path | None) -> Path:

