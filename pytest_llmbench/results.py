@@ -33,6 +33,7 @@ class ResultStore:
                 "variant": cell.variant,
                 "file": {},
                 "gguf": {},
+                "model_info": {},  # GGUF key/value snapshot, model card, compatibility hints
                 "server": {},
                 "compat": {},
                 "profiles": {},
@@ -89,7 +90,7 @@ class ResultStore:
             if mine is None:
                 self._cells[cell_id] = copy.deepcopy(record)
                 continue
-            for section in ("file", "gguf", "server", "compat", "tests"):
+            for section in ("file", "gguf", "model_info", "server", "compat", "tests"):
                 mine.setdefault(section, {}).update(record.get(section, {}))
             for name, profile in record["profiles"].items():
                 target = mine["profiles"].setdefault(name, {"metrics": {}})

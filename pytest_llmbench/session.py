@@ -17,7 +17,7 @@ from typing import Any
 
 import psutil
 
-from pytest_llmbench import models, server_options, termination, variants
+from pytest_llmbench import model_info, models, server_options, termination, variants
 from pytest_llmbench.binaries import ToolNotFound, find_tool, tool_version
 from pytest_llmbench.config import Catalog, Settings
 from pytest_llmbench.matrix import Cell
@@ -188,19 +188,31 @@ class BenchSession:
     def termination_reason(self, cell: Cell) -> str | None:
         if not self.early_stop:
             return None
+        return termination.skip_reason(self.cell_facts(cell), self.observations(), self._memory())
+
+    def memory_reason(self, cell: Cell) -> str | None:
+        """Rule 1 again once the cell's file exists (downloaded or derived just now): its real
+        size and GGUF shape may say more than the catalog did."""
+        if not self.early_stop:
+            return None
+        return termination.preflight(self.cell_facts(cell), self._memory())
+
+    def _memory(self) -> termination.Memory:
         limit = self.settings.limits.max_memory_gb
-        memory = termination.Memory(
+        return termination.Memory(
             available_bytes=psutil.virtual_memory().available,
             limit_bytes=int(limit * termination.GB) if limit else None,
         )
-        return termination.skip_reason(self.cell_facts(cell), self.observations(), memory)
 
     def cell_facts(self, cell: Cell) -> termination.CellFacts:
-        """Size and shape of a cell's model from what is known before loading (nothing is fetched)."""
+        """Size and shape of a cell's model from what is known before loading: the file on disk,
+        the catalog's size, or (with --llm-download) the hub's; nothing is fetched."""
         model, store = cell.model, self.model_store()
         path, file_bytes = models.known_file(cell, store)
         if file_bytes is None and cell.quant in model.file_sizes_gb:
             file_bytes = int(model.file_sizes_gb[cell.quant] * termination.GB)
+        if file_bytes is None and self.download and model.repo is not None:
+            file_bytes = self._hub_size(cell)
         reference = path
         if reference is None and model.derive is not None:
             base = models.base_cell(cell)
@@ -221,6 +233,10 @@ class BenchSession:
             if info and info.embedding_length and info.head_count
             else None
         )
+        try:
+            overrides = variants.cell_options(cell, self.registry).overrides
+        except (server_options.OptionError, RegistryError):  # reported when the server starts
+            overrides = {}
         return termination.CellFacts(
             cell_id=cell.id,
             model_id=model.id,
@@ -231,8 +247,21 @@ class BenchSession:
             n_layers=info.block_count if info else None,
             n_kv_heads=info.head_count_kv if info else None,
             head_dim=head_dim,
-            ctx_size=self.settings.llama_cpp.default_ctx_size,
+            ctx_size=int(overrides.get("ctx_size") or self.settings.llama_cpp.default_ctx_size),
+            kv_bytes_per_value=termination.kv_bytes_per_value(
+                overrides.get("cache_type_k"), overrides.get("cache_type_v")
+            ),
         )
+
+    def _hub_size(self, cell: Cell) -> int | None:
+        """The hub's size of a cell's file (a HEAD request), for a run that may download it."""
+        from pytest_llmbench import hub  # huggingface_hub is needed only when downloading
+
+        model = cell.model
+        try:
+            return hub.remote_file(model.repo, model.files[cell.quant], model.revision).size
+        except hub.HubError:
+            return None  # the download itself will say what is wrong
 
     def observe(self, cell: Cell) -> termination.Observation:
         """What the finished cell teaches the rules, from its load outcome and its metrics."""
@@ -266,10 +295,12 @@ class BenchSession:
         if run is not None and run.server is not None and self.external is None:
             self._record_metrics(cell)
             self.mark_tested(run)
-        if self.state is None or run is None or run.skip_reason:
+        if self.state is None:
             return
-        self.state.add_observation(self.observe(cell))
-        self.state.save_cell(cell.id, self.store.to_json().get(cell.id, {}))
+        if run is not None and not run.skip_reason:
+            self.state.add_observation(self.observe(cell))
+            self.state.save_cell(cell.id, self.store.to_json().get(cell.id, {}))
+        self.state.mark_finished(cell.id)
 
     def fetch_model(self, cell: Cell) -> Path:
         """``--llm-download``: the cell's hub file, fetched now (resumed, sha256-verified).
@@ -327,6 +358,9 @@ class BenchSession:
         except ToolNotFound as exc:
             run.load_error = str(exc)
             return
+        run.skip_reason = self.memory_reason(cell)
+        if run.skip_reason:
+            return
         size = run.model_path.stat().st_size
         record = store.lookup(run.model_path) or {}
         self.store.set_info(
@@ -347,6 +381,11 @@ class BenchSession:
         except Exception as exc:  # a file llama.cpp may still load; the load test will tell
             self.store.set_info(cell, "gguf", {"error": f"{type(exc).__name__}: {exc}"})
         try:
+            entry = model_info.report_entry(store, run.model_path, self.settings)
+            self.store.set_info(cell, "model_info", entry)
+        except Exception as exc:  # metadata is for the reader; the benchmark goes on
+            self.progress(f"warning: model metadata for {cell.id} not read: {exc}")
+        try:
             binary = self.server_binary()
         except ToolNotFound as exc:
             run.load_error = str(exc)
@@ -359,7 +398,6 @@ class BenchSession:
                 f"(fix: llmbench compat set {cell.id} --load-config '{{...}}')"
             )
             return
-        llama = self.settings.llama_cpp
         spec = self.server_spec(binary, run.model_path, overrides=run.options.overrides)
         run.log_path = self.output_dir / "logs" / f"{cell.id}.log"
         if self.registry is not None:
@@ -368,7 +406,7 @@ class BenchSession:
         failures: list[str] = []
         for attempt in range(1, attempts + 1):
             run.load_attempts = attempt
-            server = LlamaServer(spec, run.log_path, startup_timeout=llama.startup_timeout)
+            server = LlamaServer(spec, run.log_path, startup_timeout=self.settings.health_timeout)
             again = f" (attempt {attempt} of {attempts})" if attempt > 1 else ""
             self.progress(f"starting llama-server for {cell.id}{again}")
             try:
@@ -434,7 +472,6 @@ class BenchSession:
         run.server.stop()
         for other in run.profile_servers.values():
             other.stop()
-        llama = self.settings.llama_cpp
         overrides = dict(run.options.overrides) if run.options else {}
         if ctx_size:  # the profile's context wins over the variant's
             overrides.pop("ctx_size", None)
@@ -442,7 +479,7 @@ class BenchSession:
             self.server_binary(), run.model_path, ctx_size, extra_args, overrides
         )
         server = LlamaServer(
-            spec, self.output_dir / "logs" / f"{cell.id}.{name}.log", llama.startup_timeout
+            spec, self.output_dir / "logs" / f"{cell.id}.{name}.log", self.settings.health_timeout
         )
         self.progress(f"starting llama-server for {cell.id} ({name})")
         server.start()

@@ -45,6 +45,26 @@ OOM_MARKERS = (
 
 PATH_QUANTS = ("Q4_K_M", "Q5_K_M", "Q6_K")
 
+# Bytes per cached K or V value for llama-server's --cache-type-k/v (block formats: bytes per
+# block / values per block, as ggml stores them).
+KV_BYTES_PER_VALUE = {
+    "f32": 4.0,
+    "f16": 2.0,
+    "bf16": 2.0,
+    "q8_0": 34 / 32,
+    "q5_1": 24 / 32,
+    "q5_0": 22 / 32,
+    "q4_1": 20 / 32,
+    "q4_0": 18 / 32,
+    "iq4_nl": 18 / 32,
+}
+
+
+def kv_bytes_per_value(cache_type_k: str | None, cache_type_v: str | None) -> float:
+    """Mean bytes per cached value of K and V (f16, llama-server's default, when unset)."""
+    sizes = [KV_BYTES_PER_VALUE.get(t or "f16", 2.0) for t in (cache_type_k, cache_type_v)]
+    return sum(sizes) / 2
+
 
 @dataclass(frozen=True)
 class CellFacts:
@@ -60,7 +80,7 @@ class CellFacts:
     n_kv_heads: int | None = None
     head_dim: int | None = None
     ctx_size: int = 8192
-    kv_bytes_per_value: float = 2.0  # f16 cache
+    kv_bytes_per_value: float = 2.0  # f16 cache; see kv_bytes_per_value()
 
     @property
     def bits(self) -> float:
@@ -134,8 +154,9 @@ def preflight(facts: CellFacts, memory: Memory) -> str | None:
         return None
     kv = kv_cache_bytes(facts)
     parts = f"{facts.file_bytes / GB:.1f} GB file × 1.2"
+    cache = "" if facts.kv_bytes_per_value == 2.0 else f" ({facts.kv_bytes_per_value:.2f} B/value)"
     parts += (
-        f" + {kv / GB:.1f} GB KV cache at {facts.ctx_size} tokens"
+        f" + {kv / GB:.1f} GB KV cache at {facts.ctx_size} tokens{cache}"
         if kv
         else " (KV cache unknown: no metadata yet)"
     )
