@@ -39,22 +39,27 @@ class InteractiveMeasurement:
     ttft_s: m.Summary
     decode_tps: m.Summary
     server_decode_tps: m.Summary | None
-    itl_cv_percent: m.Summary
+    itl_cv_percent: m.Summary | None  # None: no run streamed three or more chunks
     prompt_tokens: int
     output_tokens: int
+
+    @property
+    def itl_cv(self) -> float | None:
+        """Median CV of inter-token gaps; None when not measurable (then the check fails)."""
+        return self.itl_cv_percent.median if self.itl_cv_percent else None
 
     def metrics(self) -> dict[str, Any]:
         """Flat JSON-safe metrics for the result store and the reports."""
         out: dict[str, Any] = {
             "ttft_seconds": self.ttft_s.median,
             "tokens_per_second": self.decode_tps.median,
-            "itl_cv_percent": self.itl_cv_percent.median,
+            "itl_cv_percent": self.itl_cv,
             "prompt_tokens": self.prompt_tokens,
             "output_tokens": self.output_tokens,
             "repetitions": len(self.runs),
             "ttft_summary": self.ttft_s.as_dict(),
             "tokens_per_second_summary": self.decode_tps.as_dict(),
-            "itl_cv_summary": self.itl_cv_percent.as_dict(),
+            "itl_cv_summary": self.itl_cv_percent.as_dict() if self.itl_cv_percent else None,
             "server_prompt_ms": [r.server_prompt_ms for r in self.runs],
             "noisy": bool(
                 self.decode_tps.cv_percent and self.decode_tps.cv_percent > m.NOISY_CV_PERCENT
@@ -91,7 +96,7 @@ def summarise(runs: tuple[RequestResult, ...]) -> InteractiveMeasurement:
         ttft_s=m.summarize([r.ttft_s for r in runs]),
         decode_tps=m.summarize(decode) if decode else m.summarize([0.0]),
         server_decode_tps=m.summarize(server) if server else None,
-        itl_cv_percent=m.summarize(itl_cvs) if itl_cvs else m.summarize([0.0]),
+        itl_cv_percent=m.summarize(itl_cvs) if itl_cvs else None,
         prompt_tokens=runs[-1].prompt_tokens,
         output_tokens=runs[-1].output_tokens,
     )
@@ -103,7 +108,8 @@ def rating(measured: InteractiveMeasurement, limits: InteractiveThresholds) -> s
     margins = [
         m.margin(tps, limits.min_tokens_per_sec, higher_is_better=True),
         m.margin(ttft, limits.max_time_to_first_token, higher_is_better=False),
-        m.margin(measured.itl_cv_percent.median, limits.max_variance, higher_is_better=False),
     ]
+    if measured.itl_cv is not None:
+        margins.append(m.margin(measured.itl_cv, limits.max_variance, higher_is_better=False))
     critical = tps < limits.min_tokens_per_sec or ttft > limits.max_time_to_first_token
     return m.rate(margins, critical_missed=critical)
