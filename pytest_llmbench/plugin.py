@@ -24,7 +24,7 @@ from pytest_llmbench.report.merge import ReportError, load_report
 from pytest_llmbench.report.outputs import run_report, write_reports
 from pytest_llmbench.report.terminal import summary_lines
 from pytest_llmbench.session import BenchSession
-from pytest_llmbench.session_factory import build_session
+from pytest_llmbench.session_factory import build_session, close_run_logger
 from pytest_llmbench.workloads import stress
 
 pytest_plugins = ["pytest_llmbench.fixtures"]
@@ -602,6 +602,7 @@ def _baseline_summary(terminalreporter, outcome: baseline.Outcome | None) -> Non
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:
+    close_run_logger()
     bench = config.stash.get(SESSION_KEY, None)
     if bench is not None:
         bench.stop_all()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 import tempfile
 from pathlib import Path
@@ -63,11 +64,15 @@ def build_session(config: pytest.Config) -> BenchSession:
     if external is None and not opt("llm_no_registry"):
         registry = Registry(registry_path(opt("llm_registry"), settings, rootdir))
 
+    log = run_logger(settings, workerinput)
+
     def progress(message: str) -> None:
-        """A line on the terminal now, also from inside a test's setup (capture paused).
+        """A line on the terminal now, also from inside a test's setup (capture paused), and
+        in the ``pytest_llmbench`` log (``logging.level`` / ``logging.file`` in thresholds.yaml).
 
         The plugins are looked up at each call: the terminal reporter is registered after
         this session is built."""
+        log.log(logging.WARNING if message.startswith("warning") else logging.INFO, message)
         reporter = config.pluginmanager.get_plugin("terminalreporter")
         capture = config.pluginmanager.get_plugin("capturemanager")
         if reporter is None:
@@ -95,6 +100,35 @@ def build_session(config: pytest.Config) -> BenchSession:
         download=bool(opt("llm_download")),
         progress=progress,
     )
+
+
+LOGGER = "pytest_llmbench"
+
+
+def run_logger(settings: cfg.Settings, workerinput: dict | None) -> logging.Logger:
+    """The plugin's logger at ``logging.level``; with ``logging.file``, also appended to that
+    file (relative to thresholds.yaml), each line naming the xdist worker it came from."""
+    log = logging.getLogger(LOGGER)
+    log.setLevel(settings.logging.level.upper())
+    for handler in [h for h in log.handlers if getattr(h, "llmbench", False)]:
+        log.removeHandler(handler)  # a previous run in this process (pytester)
+        handler.close()
+    if settings.logging.file:
+        path = settings.resolve_path(settings.logging.file)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        handler = logging.FileHandler(path, encoding="utf-8")
+        worker = (workerinput or {}).get("workerid", "main")
+        handler.setFormatter(logging.Formatter(f"%(asctime)s {worker} %(levelname)s %(message)s"))
+        handler.llmbench = True  # type: ignore[attr-defined]
+        log.addHandler(handler)
+    return log
+
+
+def close_run_logger() -> None:
+    log = logging.getLogger(LOGGER)
+    for handler in [h for h in log.handlers if getattr(h, "llmbench", False)]:
+        log.removeHandler(handler)
+        handler.close()
 
 
 def _check_named_server(option: str | None, settings: cfg.Settings, path: Path | None) -> None:

@@ -168,3 +168,10 @@ def test_without_startup_timeout_max_load_time_bounds_the_health_wait(bench_proj
     result = bench_project.run("-m", "load", "--llm-server-bin", str(script))
     result.assert_outcomes(failed=1, skipped=2)
     result.stdout.fnmatch_lines(["*llama-server not healthy after 1 s*"])
+
+
+def test_logging_file_receives_the_progress_lines(bench_project):
+    bench_project.write(thresholds={"logging": {"level": "INFO", "file": "logs/llmbench.log"}})
+    bench_project.run("-m", "load").assert_outcomes(passed=3)
+    text = (bench_project.path / "logs" / "llmbench.log").read_text()
+    assert " main INFO starting llama-server for smollm2-135m-Q4_1" in text
