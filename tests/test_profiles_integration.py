@@ -107,4 +107,5 @@ def test_stress_is_off_unless_selected_then_samples_a_short_run(bench_project):
     assert recorded["aborted"] is None and recorded["duration_s"] == 4
     assert len(recorded["samples"]) >= 5 and recorded["tokens_generated"] > 0
     assert recorded["chosen_because"].startswith("nothing was measured earlier")
-    assert recorded["max_temperature_c"] is not None  # a number, or "not available"
+    temperature = recorded["max_temperature_c"]  # a reading, or said to be missing
+    assert temperature == "not available" or 0 < float(temperature) < 150, temperature
