@@ -66,10 +66,22 @@ def _settings_for(result: Result, default: Mapping[str, Any]) -> Mapping[str, An
     return own if isinstance(own, Mapping) else default
 
 
+def model_label(result: Result, with_host: bool = False) -> str:
+    """The model as a row or series name: "SmolLM2-135M-Instruct", "… [fa-on]" for a config
+    variant (a cell of its own), "… @ host" when a merged report spans machines."""
+    text = str(result.get("model_name") or result.get("model") or "?")
+    if result.get("variant"):
+        text += f" [{result['variant']}]"
+    host = result.get("hostname")
+    return f"{text} @ {host}" if with_host and host else text
+
+
 def label(result: Result, with_host: bool = False) -> str:
-    """ "SmolLM2-135M-Instruct Q4_K_M", plus "@ host" when a merged report spans machines."""
+    """ "SmolLM2-135M-Instruct Q4_K_M", "… Q4_K_M [fa-on]" for a variant, plus "@ host"."""
     name = result.get("model_name") or result.get("model") or "?"
     text = f"{name} {result.get('quant', '?')}"
+    if result.get("variant"):
+        text += f" [{result['variant']}]"
     host = result.get("hostname")
     return f"{text} @ {host}" if with_host and host else text
 

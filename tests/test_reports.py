@@ -368,3 +368,18 @@ def test_html_names_an_external_server_that_never_answered() -> None:
     report["metadata"]["config"]["external_server"] = {"url": "http://gpu-box:8080"}
     page = render_html(enrich_report(report))
     assert "External llama-server at http://gpu-box:8080 (--llm-server-url)" in page
+
+
+def test_a_config_variant_is_a_row_and_a_label_of_its_own() -> None:
+    """A variant shares model and quant with its base cell: it must not overwrite it anywhere."""
+    report = full_report()
+    base = next(r for r in report["results"] if r["cell_id"] == "smollm2-135m-Q4_K_M")
+    variant = json.loads(json.dumps(base))
+    variant.update(cell_id="smollm2-135m-Q4_K_M-fa-on", variant="fa-on")
+    variant["profiles"]["interactive"]["metrics"]["tokens_per_second"] = 77.7
+    report["results"].append(variant)
+    page = render_html(enrich_report(report))
+    assert "<th>SmolLM2-135M-Instruct [fa-on]</th>" in page and "77.7 t/s" in page
+    assert "<th>SmolLM2-135M-Instruct</th>" in page
+    lines = "\n".join(summary_lines(enrich_report(report)["results"], Settings()))
+    assert "SmolLM2-135M-Instruct Q4_K_M [fa-on] - Excellent (77.7 t/s" in lines

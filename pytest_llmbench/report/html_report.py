@@ -19,7 +19,7 @@ from typing import Any
 
 from pytest_llmbench import metrics as m
 from pytest_llmbench.models import atomic_write_text
-from pytest_llmbench.recommend import label, settings_of, spans_hosts
+from pytest_llmbench.recommend import label, model_label, settings_of, spans_hosts
 from pytest_llmbench.report.svg_charts import Point, Series, bar_chart, xy_chart
 from pytest_llmbench.report.terminal import external_note, external_urls
 
@@ -273,9 +273,7 @@ def _summary(report: Mapping[str, Any]) -> str:
     )
     models: dict[str, list[str]] = {}
     for result in results:
-        models.setdefault(str(result.get("model_name") or result.get("model")), []).append(
-            str(result.get("quant"))
-        )
+        models.setdefault(model_label(result), []).append(str(result.get("quant")))
     model_items = "".join(
         f"<li>{escape(name)}: {escape(', '.join(sorted(set(quants), key=quant_order)))}</li>"
         for name, quants in models.items()
@@ -327,10 +325,7 @@ def _heatmap(results: Sequence[Result]) -> str:
     for result in sorted(
         results, key=lambda r: (m.number(r.get("params_b")) or 0, str(r.get("model")))
     ):
-        name = str(result.get("model_name") or result.get("model"))
-        if with_host and result.get("hostname"):
-            name += f" @ {result['hostname']}"
-        rows.setdefault(name, {})[str(result.get("quant"))] = result
+        rows.setdefault(model_label(result, with_host), {})[str(result.get("quant"))] = result
     body = []
     for name, by_quant in rows.items():
         tds = []
@@ -393,8 +388,7 @@ def _charts(results: Sequence[Result]) -> str:
         return label(r, with_host)
 
     def model_name(r: Result) -> str:
-        text = str(r.get("model_name") or r.get("model"))
-        return f"{text} @ {r['hostname']}" if with_host and r.get("hostname") else text
+        return model_label(r, with_host)
 
     def quant_group(r: Result) -> str:
         quant = str(r.get("quant"))
