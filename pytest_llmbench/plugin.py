@@ -352,7 +352,6 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     if deselected:
         items[:] = [item for item in items if not off(item)]
         config.hook.pytest_deselected(items=deselected)
-    _plan_stress(config, items)
     rank = {cell.id: i for i, cell in enumerate(session.cells)}
     position = {id(item): i for i, item in enumerate(items)}
 
@@ -388,7 +387,9 @@ def _plan_stress(config: pytest.Config, items: list[pytest.Item]) -> None:
 
 
 def pytest_collection_finish(session: pytest.Session) -> None:
-    """The controller's checkpoint tracks each cell's profile tests (stress runs apart)."""
+    """The controller's checkpoint tracks each cell's profile tests (stress runs apart).
+    Runs after every plugin's deselection (-m, -k), so the stress plan sees the final items."""
+    _plan_stress(session.config, session.items)
     progress = session.config.stash.get(PROGRESS_KEY, None)
     if progress is not None:
         for item in session.items:
