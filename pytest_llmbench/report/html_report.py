@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from html import escape
 from pathlib import Path
 from typing import Any
@@ -738,14 +738,12 @@ def _cell_details(result: Result, with_host: bool, include_logs: bool) -> str:
             )
     tests = result.get("tests") or {}
     if tests:
-        body = "".join(
-            f"<tr><td>{escape(name)}</td><td>{escape(str(t.get('profile')))}</td><td>{escape(str(t.get('outcome')))}</td>"
-            f"<td>{escape(str(t.get('message') or ''))}</td></tr>"
-            for name, t in tests.items()
-        )
+        rows = [
+            (n, t.get("profile"), t.get("outcome"), t.get("message") or "")
+            for n, t in tests.items()
+        ]
         parts.append(
-            '<h3>Tests</h3><table class="sortable"><thead><tr><th>Test</th><th>Profile</th>'
-            f"<th>Outcome</th><th>Message</th></tr></thead><tbody>{body}</tbody></table>"
+            "<h3>Tests</h3>" + _table(("Test", "Profile", "Outcome", "Message"), rows, True)
         )
     parts.append("</details>")
     return "".join(parts)
@@ -763,14 +761,18 @@ def _compat_details(compat: Mapping[str, Any]) -> str:
         parts.append(f"<pre>{escape(str(compat['notes']))}</pre>")
     settings = compat.get("settings") or []
     if settings:
-        body = "".join(
-            f"<tr><td>{escape(str(s.get('key')))}</td><td>{escape('(dropped)' if s.get('value') is None else str(s.get('value')))}</td>"
-            f"<td>{escape(str(s.get('state')))}</td><td>{escape(str(s.get('source')))}</td></tr>"
+        rows = [
+            (
+                s.get("key"),
+                "(dropped)" if s.get("value") is None else s.get("value"),
+                s.get("state"),
+                s.get("source"),
+            )
             for s in settings
-        )
+        ]
         parts.append(
-            '<p class="note">Server settings:</p><table><thead><tr><th>Option</th><th>Value</th>'
-            f"<th>State</th><th>Source</th></tr></thead><tbody>{body}</tbody></table>"
+            '<p class="note">Server settings:</p>'
+            + _table(("Option", "Value", "State", "Source"), rows)
         )
     return "".join(parts)
 
@@ -790,23 +792,24 @@ def _model_info_details(info: Mapping[str, Any] | None) -> str:
     if hints:
         parts.append("<ul>" + "".join(f"<li>{escape(str(h))}</li>" for h in hints) + "</ul>")
     if card:
-        body = "".join(
-            f"<tr><td>{escape(str(k))}</td><td>{escape(_shown(v))}</td></tr>"
-            for k, v in card.items()
-        )
-        parts.append(f'<p class="note">Model card:</p><table><tbody>{body}</tbody></table>')
+        rows = [(k, _shown(v)) for k, v in card.items()]
+        parts.append('<p class="note">Model card:</p>' + _table((), rows))
     if snapshot:
-        body = "".join(
-            f"<tr><td>{escape(str(e.get('key')))}</td><td>{escape(str(e.get('type')))}</td>"
-            f"<td>{escape(_snapshot_value(e))}</td></tr>"
-            for e in snapshot
-        )
-        parts.append(
-            '<table class="sortable"><thead><tr><th>GGUF key</th><th>Type</th><th>Value</th>'
-            f"</tr></thead><tbody>{body}</tbody></table>"
-        )
+        rows = [(e.get("key"), e.get("type"), _snapshot_value(e)) for e in snapshot]
+        parts.append(_table(("GGUF key", "Type", "Value"), rows, sortable=True))
     parts.append("</details>")
     return "".join(parts)
+
+
+def _table(headers: Sequence[str], rows: Iterable[Sequence[Any]], sortable: bool = False) -> str:
+    """A plain HTML table of escaped values (no header row when ``headers`` is empty)."""
+    head = "".join(f"<th>{escape(h)}</th>" for h in headers)
+    body = "".join(
+        "<tr>" + "".join(f"<td>{escape(str(v))}</td>" for v in row) + "</tr>" for row in rows
+    )
+    css = ' class="sortable"' if sortable else ""
+    thead = f"<thead><tr>{head}</tr></thead>" if headers else ""
+    return f"<table{css}>{thead}<tbody>{body}</tbody></table>"
 
 
 def _snapshot_value(entry: Mapping[str, Any]) -> str:
