@@ -522,9 +522,10 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     if hasattr(session.config, "workerinput"):
         session.config.workeroutput["llmbench_results"] = bench.store.to_json()  # type: ignore[attr-defined]
         return
-    if bench.state is not None:  # cells finished by workers, including any that crashed later
+    if bench.state is not None:  # measurements of workers that crashed after finishing cells
         for record in bench.state.cell_records().values():
-            bench.store.merge({record["cell_id"]: record})
+            if not bench.store.has_measurements(record["cell_id"]):
+                bench.store.merge({record["cell_id"]: record})
     progress = session.config.stash.get(PROGRESS_KEY, None)
     if progress is not None:  # also lists the cells never reached as 'not run'
         checkpoint.finish_run(bench, progress)

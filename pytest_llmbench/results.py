@@ -80,6 +80,13 @@ class ResultStore:
 
     # -------------------------------------------------------------- xdist transport
 
+    def has_measurements(self, cell_id: str) -> bool:
+        """Whether the cell's record holds profile results (else a snapshot may fill it in: a
+        snapshot taken when the cell finished is older than what later cells updated since,
+        e.g. quality relative to the model's best quant)."""
+        record = self._cells.get(cell_id)
+        return bool(record and record["profiles"])
+
     def to_json(self) -> dict[str, Any]:
         return copy.deepcopy(self._cells)
 
