@@ -42,6 +42,7 @@ from pytest_llmbench.models import (
     ModelCorrupt,
     ModelStore,
     ModelUnavailable,
+    ScanEntry,
     atomic_write_text,
     from_hub,
     resolve,
@@ -650,6 +651,14 @@ def _gb(size: int | None) -> str:
     return "-" if size is None else human_bytes(size)
 
 
+def _listed_size(entry: ScanEntry) -> str:
+    """The size on disk, else the catalog's declared size (marked ~: not checked yet)."""
+    if entry.size_bytes is not None:
+        return _gb(entry.size_bytes)
+    declared = entry.model.file_sizes_gb.get(entry.quant)
+    return f"~{_gb(int(declared * 1e9))}" if declared else "-"
+
+
 def _models_list(args: argparse.Namespace) -> int:
     ctx = _model_store(args)
     chosen = ci_models(ctx.catalog) if args.ci else list(ctx.catalog.models)
@@ -664,7 +673,7 @@ def _models_list(args: argparse.Namespace) -> int:
         where = str(e.path) if e.path else e.detail
         if e.path and e.detail:
             where = f"{e.path} ({e.detail})"
-        rows.append((f"{e.model.id}-{e.quant}", e.status, _gb(e.size_bytes), where))
+        rows.append((f"{e.model.id}-{e.quant}", e.status, _listed_size(e), where))
     widths = [max(len(r[i]) for r in rows) for i in range(3)]
     for row in rows:
         print("  ".join(c.ljust(w) for c, w in zip(row[:3], widths, strict=True)) + "  " + row[3])

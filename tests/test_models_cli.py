@@ -223,3 +223,13 @@ def test_list_ci_without_ci_models_is_one_line(
     code, out, err = run(capsys, "list", "--ci", "--json")
     assert (code, out) == (4, "")
     assert len(err.strip().splitlines()) == 1 and "ci_suitable" in err
+
+
+def test_list_shows_the_declared_size_of_a_file_not_yet_downloaded(
+    project: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, out, _ = run(capsys, "list")
+    assert code == 0
+    lines = {line.split()[0]: line.split() for line in out.splitlines() if line.startswith("tiny-")}
+    assert lines["tiny-Q8_0"][1:4] == ["downloadable", "~500.00", "MB"]  # file_sizes_gb
+    assert lines["tiny-Q4_K_M"][1:3] == ["downloadable", "-"]  # no size declared
