@@ -413,6 +413,22 @@ def test_stress_chooses_the_last_configuration_that_passed():
     )  # stress alone: not judged
 
 
+def test_stress_from_a_report_chooses_among_this_runs_cells(tmp_path):
+    from types import SimpleNamespace
+
+    report = tmp_path / "earlier.json"
+    results = [
+        record("a", load="passed", interactive="passed"),
+        record("b", load="passed", interactive="passed"),
+        record("gone", load="passed", interactive="passed"),  # not selected now
+    ]
+    report.write_text(json.dumps({"results": results}))
+    session = SimpleNamespace(cells=[SimpleNamespace(id=c) for c in ("a", "b", "c")])
+    chosen, why = stress.decide(session, stress.StressPlan(from_report=report))
+    assert chosen == "b"
+    assert why == f"the last configuration that passed the earlier profiles in {report}"
+
+
 def test_token_rates_per_window():
     assert stress.token_arrivals(result(tokens=0, chunks=0), 5.0) == []
     one = stress.token_arrivals(result(tokens=1), 5.0)
