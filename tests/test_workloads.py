@@ -427,6 +427,11 @@ def test_stress_from_a_report_chooses_among_this_runs_cells(tmp_path):
     chosen, why = stress.decide(session, stress.StressPlan(from_report=report))
     assert chosen == "b"
     assert why == f"the last configuration that passed the earlier profiles in {report}"
+    report.write_text(json.dumps({"results": []}))
+    assert stress.decide(session, stress.StressPlan(from_report=report)) == (
+        None,
+        f"{report} has no measured configuration selected in this run",
+    )
 
 
 def test_token_rates_per_window():

@@ -148,6 +148,8 @@ def decide(session: BenchSession, plan: StressPlan) -> tuple[str | None, str]:
     if plan.from_report is not None:
         report = load_report(plan.from_report)
         chosen, why = choose(report["results"], order)
+        if chosen is not None and why.startswith("nothing was measured"):
+            return None, f"{plan.from_report} has no measured configuration selected in this run"
         return chosen, f"{why} in {plan.from_report}"
     missing = wait_for_cells(session, plan.wait_for)
     chosen, why = choose(finished_records(session), order)
