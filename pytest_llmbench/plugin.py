@@ -350,7 +350,8 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 
     deselected = [item for item in items if off(item)]
     if deselected:
-        items[:] = [item for item in items if not off(item)]
+        dropped = {id(item) for item in deselected}
+        items[:] = [item for item in items if id(item) not in dropped]
         config.hook.pytest_deselected(items=deselected)
     rank = {cell.id: i for i, cell in enumerate(session.cells)}
     position = {id(item): i for i, item in enumerate(items)}
