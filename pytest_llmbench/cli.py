@@ -117,7 +117,7 @@ def _report_render(args: argparse.Namespace) -> int:
     if "csv" in formats:
         written.append(write_csv(report, directory / f"{source.stem}.csv"))
     if "html" in formats:
-        written.append(write_html(report, directory / f"{source.stem}.html"))
+        written.append(write_html(report, directory / f"{source.stem}.html", source.parent))
     for path in written:
         print(f"wrote {path} ({path.stat().st_size:,} bytes)")
     return 0

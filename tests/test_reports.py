@@ -118,12 +118,14 @@ def test_html_appends_server_logs_only_when_configured(tmp_path: Path) -> None:
     (log.parent / "smollm2-135m-Q4_K_M.long_context.log").write_text("n_ctx = 32768\n")
     report = full_report()
     report["results"][1]["server"]["log"] = str(log)
-    page = render_html(enrich_report(report))
+    report["results"][2]["server"]["log"] = str(tmp_path / "logs" / "gone.log")
+    page = render_html(enrich_report(report), tmp_path)
     assert "server is listening on http://127.0.0.1:1234 &lt;ok&gt;" in page
     assert "n_ctx = 32768" in page
-    assert "not available on this machine" in page  # the other cells' logs are elsewhere
+    assert "not available on this machine" in page  # inside the directory, but deleted
+    assert "outside the report's directory, not read: /nonexistent/logs" in page
     report["metadata"]["config"]["settings"]["output"]["include_logs"] = False
-    page = render_html(enrich_report(report))
+    page = render_html(enrich_report(report), tmp_path)
     assert "server is listening" not in page
     assert "output.include_logs is false" in page
 
@@ -205,6 +207,36 @@ def test_cli_merges_then_renders_csv_and_html(
     target = tmp_path / "rendered"
     assert main(["report", "render", str(out), "-o", str(target), "-f", "html"]) == 0
     assert [p.name for p in target.iterdir()] == ["all.html"]
+
+
+def test_cli_render_reads_no_log_outside_the_reports_directory(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A report someone sent that names /etc/passwd or ../secret as a log cannot publish them."""
+    secret = tmp_path / "secret.txt"
+    secret.write_text("ssh-rsa AAAA-private\n")
+    own = tmp_path / "run" / "logs" / "own.log"
+    own.parent.mkdir(parents=True)
+    own.write_text("main: model loaded\n")
+    report = full_report()
+    report["results"][0]["server"]["log"] = "/etc/passwd"
+    report["results"][1]["server"]["log"] = str(own.parent / ".." / ".." / "secret.txt")
+    report["results"][3]["server"]["log"] = str(own.parent / "key.log")
+    (own.parent / "key.log").symlink_to(secret)
+    report["results"][2]["server"]["log"] = "logs/own.log"  # relative: the report's directory
+    source = own.parent.parent / "sent.json"
+    source.write_text(json.dumps(report))
+    for extra in ([], ["-o", str(tmp_path / "elsewhere")]):
+        assert main(["report", "render", str(source), "-f", "html", *extra]) == 0
+        page = (Path(extra[1]) if extra else source.parent).joinpath("sent.html").read_text()
+        assert "root:x:0" not in page and "AAAA-private" not in page
+        assert "outside the report's directory, not read: /etc/passwd" in page
+        assert "main: model loaded" in page
+    merged = tmp_path / "merged.json"
+    assert main(["report", "merge", str(source), "-o", str(merged)]) == 0
+    assert main(["report", "render", str(merged), "-f", "html"]) == 0
+    page = (tmp_path / "merged.html").read_text()
+    assert "root:x:0" not in page and "AAAA-private" not in page
 
 
 @pytest.mark.parametrize(

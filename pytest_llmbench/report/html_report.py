@@ -863,26 +863,47 @@ def _log_tail(path: Path) -> str | None:
     return "\n".join(text.splitlines()[-LOG_TAIL_LINES:])
 
 
-def _logs(results: Sequence[Result], with_host: bool) -> str:
+def _inside(path: Path, root: Path | None) -> bool:
+    """Whether ``path`` is a ``.log`` file under ``root/logs`` (where a run writes its servers'
+    logs), symlinks resolved: only a run's own logs are read into its report, so rendering a
+    report someone sent cannot publish ``/etc/passwd`` or a key it names as a log."""
+    if root is None or path.suffix != ".log":
+        return False
+    try:
+        path.resolve().relative_to((root / "logs").resolve())
+    except ValueError:
+        return False
+    return True
+
+
+def _logs(results: Sequence[Result], with_host: bool, log_root: Path | None) -> str:
     parts = []
     for r in results:
         log = m.dig(r, "server", "log")
         if not log:
             continue
         main = Path(str(log))
+        if log_root is not None and not main.is_absolute():
+            main = log_root / main
+        inside = _inside(main, log_root)
         paths = (
             [main, *sorted(main.parent.glob(f"{main.stem}.*.log"))]
-            if main.parent.is_dir()
+            if inside and main.parent.is_dir()
             else [main]
         )
         for i, path in enumerate(paths):
-            tail = _log_tail(path)
+            tail = _log_tail(path) if inside else None
             ident = f' id="log-{anchor(r)}"' if i == 0 else ""
             title = f"{label(r, with_host)}: {path.name}"
+            why = (
+                "not available on this machine"
+                if inside
+                else "outside the report's directory, not read"
+            )
             body = (
                 f"<pre>{escape(tail)}</pre>"
                 if tail is not None
-                else f'<p class="note">not available on this machine: {escape(str(path))}</p>'
+                else f'<p class="note">{why}: {escape(str(path))}</p>'
             )
             parts.append(
                 f"<details{ident}><summary>{escape(title)} (last {LOG_TAIL_LINES} lines)</summary>{body}</details>"
@@ -890,13 +911,13 @@ def _logs(results: Sequence[Result], with_host: bool) -> str:
     return "".join(parts) or "<p>No server logs recorded.</p>"
 
 
-def _appendices(report: Mapping[str, Any], include_logs: bool) -> str:
+def _appendices(report: Mapping[str, Any], include_logs: bool, log_root: Path | None) -> str:
     results = report.get("results") or []
     metadata = report.get("metadata") or {}
     config = {"config": metadata.get("config"), "merged_from": metadata.get("merged_from")}
     raw = [{k: v for k, v in r.items() if k != "derived"} for r in results]
     logs = (
-        _logs(results, spans_hosts(results))
+        _logs(results, spans_hosts(results), log_root)
         if include_logs
         else '<p class="note">Not included (output.include_logs is false).</p>'
     )
@@ -913,8 +934,10 @@ def _appendices(report: Mapping[str, Any], include_logs: bool) -> str:
 # ------------------------------------------------------------------ the page
 
 
-def render_html(report: Mapping[str, Any]) -> str:
-    """The whole page for an enriched report (see :func:`pytest_llmbench.recommend.enrich_report`)."""
+def render_html(report: Mapping[str, Any], log_root: Path | None = None) -> str:
+    """The whole page for an enriched report (see :func:`pytest_llmbench.recommend.enrich_report`);
+    server logs are read only from inside ``log_root`` (the directory holding the report's JSON),
+    any other is listed by name."""
     metadata = report.get("metadata") or {}
     results = list(report.get("results") or [])
     include_logs = m.dig(settings_of(report), "output", "include_logs") is not False
@@ -937,11 +960,12 @@ def render_html(report: Mapping[str, Any]) -> str:
         + _results_table(results)
         + f"<h3>Per cell</h3>{details}</section>"
         + _skipped(results)
-        + _appendices(report, include_logs)
+        + _appendices(report, include_logs, log_root)
         + f"<script>{SCRIPT}</script></body></html>\n"
     )
 
 
-def write_html(report: Mapping[str, Any], path: Path) -> Path:
-    atomic_write_text(path, render_html(report))
+def write_html(report: Mapping[str, Any], path: Path, log_root: Path | None = None) -> Path:
+    """Write the page; logs are read from ``log_root``, by default the page's own directory."""
+    atomic_write_text(path, render_html(report, path.parent if log_root is None else log_root))
     return path
