@@ -11,7 +11,7 @@ import re
 import types
 import typing
 from dataclasses import dataclass, field
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Any
 
 import yaml
@@ -475,8 +475,10 @@ def _validate_model(model: Model, path: Path, key: str) -> None:
     derived = model.derive.quants if model.derive else ()
     if not model.files and not derived:
         raise ConfigError(path, f"{key}.files", model.files, "a model needs at least one file")
-    for quant in model.files:
+    _check_inside_model_dir(path, f"{key}.size", model.size)
+    for quant, filename in model.files.items():
         _check_quant(path, f"{key}.files.{quant}", quant)
+        _check_inside_model_dir(path, f"{key}.files.{quant}", filename)
     for quant in model.file_sizes_gb:
         _check_quant(path, f"{key}.file_sizes_gb.{quant}", quant)
     if model.category is not None and model.category not in CATEGORIES:
@@ -501,6 +503,16 @@ def _validate_model(model: Model, path: Path, key: str) -> None:
                 raise ConfigError(
                     path, f"{key}.derive.quants[{j}]", quant, "add a filename for it under files"
                 )
+
+
+def _check_inside_model_dir(path: Path, key: str, value: str) -> None:
+    """``size`` and file names are joined to ``model_dir``: a ``..`` or absolute path would make the
+    store checksum, record and serve a file outside it (``/etc/hostname`` as a model)."""
+    parts = PurePosixPath(value.replace("\\", "/")).parts
+    if not value or value.startswith(("/", "\\", "~")) or ".." in parts:
+        raise ConfigError(
+            path, key, value, "a relative name inside model_dir, without '..', '~' or a leading '/'"
+        )
 
 
 def _load_variants(raw: Any, model: Model, path: Path, key: str) -> dict[str, Variant]:

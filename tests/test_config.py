@@ -77,6 +77,11 @@ models:
         ("models: []\n", "models = []: expected a non-empty list of models"),
         (MODEL + MODEL.replace("models:\n", ""), "models[1].id = 'tiny': duplicate id"),
         (MODEL.replace("size: 1B", "size: 1B\n    colour: red"), "models[0].colour = 'red': unknown key"),
+        (MODEL.replace("tiny.gguf", "../../etc/hostname"), "models[0].files.Q4_K_M = '../../etc/hostname': a relative name inside model_dir"),
+        (MODEL.replace("tiny.gguf", "/etc/hostname"), "models[0].files.Q4_K_M = '/etc/hostname': a relative name inside model_dir"),
+        (MODEL.replace("tiny.gguf", "sub/..\\..\\x.gguf"), "models[0].files.Q4_K_M = 'sub/..\\\\..\\\\x.gguf': a relative name"),
+        (MODEL.replace("size: 1B", "size: ../.."), "models[0].size = '../..': a relative name inside model_dir"),
+        (MODEL.replace("size: 1B", "size: /etc"), "models[0].size = '/etc': a relative name inside model_dir"),
     ],
 )  # fmt: skip
 def test_catalog_mistakes_are_one_line(tmp_path, text, expected):
@@ -101,6 +106,18 @@ def test_broken_thresholds_file_is_usage_error_without_traceback(pytester):
         "expected a number ≥ 0"
     ]
     assert "Traceback" not in result.stdout.str() + result.stderr.str()
+
+
+def test_catalog_path_leaving_the_model_dir_is_usage_error(pytester):
+    pytester.makefile(".yaml", models=MODEL.replace("tiny.gguf", "../../etc/hostname"))
+    pytester.makepyfile(test_x="def test_x(llm_cell): pass")
+    result = pytester.runpytest_subprocess()
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    errors = [line for line in result.stderr.lines if line.strip()]
+    assert errors == [
+        f"ERROR: {pytester.path / 'models.yaml'}: models[0].files.Q4_K_M = '../../etc/hostname': "
+        "a relative name inside model_dir, without '..', '~' or a leading '/'"
+    ]
 
 
 def test_option_beats_ini_beats_rootdir(pytester):
