@@ -292,6 +292,16 @@ def _ram_gb(result: Result, metadata: Mapping[str, Any]) -> float | None:
     )
 
 
+def _ran(results: Sequence[Result]) -> list[Result]:
+    """Cells that ran and were not rated failed: the reference for a model's best accuracy."""
+    return [
+        r
+        for r in results
+        if r.get("status") in ("passed", "partial")
+        and m.dig(r, "derived", "rating") not in (None, "failed")
+    ]
+
+
 def _best_quality_by_model(results: Sequence[Result]) -> dict[str, float]:
     best: dict[str, float] = {}
     for result in results:
@@ -302,17 +312,20 @@ def _best_quality_by_model(results: Sequence[Result]) -> dict[str, float]:
     return best
 
 
+NO_BEST = "no configuration met every threshold"
+
+
 def overall_best(results: Sequence[Result], metadata: Mapping[str, Any]) -> OverallBest | None:
     """The cell with the best balance of performance (ratings across profiles, and decode
     speed), memory headroom and accuracy.  Accuracy is weighed against the most accurate cell
     in the report, not only against the model's own best quant: a small model that keeps all of
     its little accuracy is not the best choice for work that needs accuracy.  Only cells that
-    ran and were not rated failed are eligible."""
+    ran and met every threshold (rated acceptable or better) are eligible: a "best" that missed
+    one is no recommendation."""
     eligible = [
         r
-        for r in results
-        if r.get("status") in ("passed", "partial")
-        and m.dig(r, "derived", "rating") not in (None, "failed")
+        for r in _ran(results)
+        if m.dig(r, "derived", "rating") in ("excellent", "good", "acceptable")
     ]
     if not eligible:
         return None
@@ -339,7 +352,7 @@ def overall_best(results: Sequence[Result], metadata: Mapping[str, Any]) -> Over
         label(winner, spans_hosts(results)),
         str(winner.get("cell_id", "")),
         round(100 * score(winner), 1),
-        tuple(_reasons(winner, metadata, _best_quality_by_model(eligible))),
+        tuple(_reasons(winner, metadata, _best_quality_by_model(_ran(results)))),
     )
 
 
@@ -515,5 +528,5 @@ def format_recommendations(recs: Mapping[str, Any]) -> list[str]:
         lines.append(f"Overall best: {best['label']}")
         lines += [f"  - {reason}" for reason in best.get("reasons") or []]
     else:
-        lines.append("Overall best: none (no cell ran without failing)")
+        lines.append(f"Overall best: none ({NO_BEST})")
     return lines

@@ -22,6 +22,7 @@ from pytest_llmbench.recommend import (
     enrich_report,
     format_recommendations,
 )
+from pytest_llmbench.report.html_report import render_html
 from pytest_llmbench.report.terminal import summary_lines
 
 sys.path.insert(0, str(Path(__file__).parent))
@@ -271,9 +272,23 @@ def test_overall_best_balances_performance_memory_and_accuracy() -> None:
 def test_no_overall_best_when_nothing_ran() -> None:
     report = enrich_report({"metadata": {}, "results": [skipped_cell()]})
     assert report["recommendations"]["overall_best"] is None
-    assert "Overall best: none (no cell ran without failing)" in format_recommendations(
+    assert "Overall best: none (no configuration met every threshold)" in format_recommendations(
         report["recommendations"]
     )
+
+
+def test_no_overall_best_when_every_cell_missed_a_threshold() -> None:
+    """A cell rated poor (it ran, but missed a threshold) is no one's recommendation."""
+    report = full_report()
+    for result in report["results"]:
+        for profile in result.get("profiles", {}).values():
+            profile["rating"] = "poor"
+    enriched = enrich_report(report)
+    assert {r["derived"]["rating"] for r in enriched["results"]} <= {"poor", "failed", None}
+    assert enriched["recommendations"]["overall_best"] is None
+    lines = format_recommendations(enriched["recommendations"])
+    assert "Overall best: none (no configuration met every threshold)" in lines
+    assert "No configuration met every threshold." in render_html(enriched)
 
 
 def test_key_findings_name_extremes_accuracy_drops_noise_and_skips() -> None:
@@ -319,7 +334,8 @@ def test_terminal_summary_lists_the_table_then_the_recommendations() -> None:
     start = lines.index("RECOMMENDED CONFIGURATIONS")
     text = "\n".join(lines[start:])
     assert "✗ Qwen2.5-1.5B-Instruct Q4_K_M - Failed (18.0 t/s" in text  # below the strict 50 t/s
-    assert "of 16 GB RAM" in text
+    assert text.endswith("Overall best: none (no configuration met every threshold)")
+    assert "of 16 GB RAM" in "\n".join(summary_lines(cells, Settings(), {"ram_gb": 16.0}))
 
 
 def test_long_context_sizes_above_the_model_are_noted_not_held_against_it() -> None:

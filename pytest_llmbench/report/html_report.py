@@ -19,7 +19,7 @@ from typing import Any
 
 from pytest_llmbench import metrics as m
 from pytest_llmbench.models import atomic_write_text
-from pytest_llmbench.recommend import label, model_label, settings_of, spans_hosts
+from pytest_llmbench.recommend import NO_BEST, label, model_label, settings_of, spans_hosts
 from pytest_llmbench.report.svg_charts import Point, Series, bar_chart, xy_chart
 from pytest_llmbench.report.terminal import external_note, external_urls
 
@@ -216,7 +216,7 @@ def _recommendations(recs: Mapping[str, Any]) -> str:
         )
     else:
         parts.append(
-            '<div class="best"><h3>Overall best: none</h3><p>No cell ran without failing.</p></div>'
+            f'<div class="best"><h3>Overall best: none</h3><p>{NO_BEST.capitalize()}.</p></div>'
         )
     parts.append('<div class="usecases">')
     for case in recs.get("use_cases") or []:
