@@ -52,12 +52,12 @@ from pytest_llmbench.models import (
 from pytest_llmbench.parallel import cpu_share
 from pytest_llmbench.recommend import enrich_report
 from pytest_llmbench.registry import (
-    STATUSES,
+    USER_STATUSES,
     CellRef,
     LoadConfigError,
     Registry,
     RegistryError,
-    check_status,
+    check_user_status,
     parse_load_config,
     registry_path,
 )
@@ -335,7 +335,7 @@ def _compat_set(args: argparse.Namespace) -> int:
     if args.status is None and args.notes is None and args.load_config is None:
         raise UsageError("nothing to set: pass --status, --notes and/or --load-config")
     try:
-        status = check_status(args.status) if args.status is not None else None
+        status = check_user_status(args.status) if args.status is not None else None
     except RegistryError as exc:
         raise UsageError(f"--status {exc}") from None
     try:
@@ -394,7 +394,7 @@ def add_compat_commands(commands: argparse._SubParsersAction) -> None:  # type: 
         "set", parents=[common], help="set a cell's status, notes or custom load config"
     )
     set_.add_argument("id", metavar="CELL")
-    set_.add_argument("--status", metavar="STATUS", help=f"one of {', '.join(STATUSES)}")
+    set_.add_argument("--status", metavar="STATUS", help=f"one of {', '.join(USER_STATUSES)}")
     set_.add_argument("--notes", metavar="TEXT", help="replace the cell's notes")
     set_.add_argument(
         "--load-config",

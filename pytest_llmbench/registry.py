@@ -30,6 +30,9 @@ if TYPE_CHECKING:
 
 STATUSES = ("unknown", "compatible", "incompatible", "degraded", "testing")
 RUN_OUTCOMES = ("compatible", "incompatible", "degraded")
+# "testing" is the plugin's own mark while a cell runs; a user who set it would hide the cell's
+# real outcome, so it is not theirs to set
+USER_STATUSES = tuple(s for s in STATUSES if s != "testing")
 BUSY_TIMEOUT_S = 30.0
 DEFAULT_PATH = Path(".llmbench") / "registry.sqlite3"
 
@@ -119,6 +122,15 @@ def registry_path(explicit: str | Path | None, settings: Settings, root: Path) -
 def check_status(status: str) -> str:
     if status not in STATUSES:
         raise RegistryError(f"{status!r} is not a status; expected one of {', '.join(STATUSES)}")
+    return status
+
+
+def check_user_status(status: str) -> str:
+    if status not in USER_STATUSES:
+        why = " (the plugin's own mark while a cell runs)" if status in STATUSES else ""
+        raise RegistryError(
+            f"{status!r} is not a status you can set{why}; expected one of {', '.join(USER_STATUSES)}"
+        )
     return status
 
 
@@ -335,7 +347,7 @@ class Registry:
         """A user's edit (``llmbench compat set``); a status other than unknown is protected."""
         ref = CellRef.of(cell)
         if status is not None:
-            check_status(status)
+            check_user_status(status)
         if load_config is not None:
             load_config = validate_load_config(load_config)
         with self._write() as conn:

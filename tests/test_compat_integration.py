@@ -132,17 +132,23 @@ def test_compat_set_rejects_bad_json_and_statuses_in_one_line(bench_project):  #
     bench_project.write()
     bad_json = llmbench(bench_project, "compat", "set", CELL, "--load-config", '{"a":')
     bad_status = llmbench(bench_project, "compat", "set", CELL, "--status", "broken")
+    testing = llmbench(bench_project, "compat", "set", CELL, "--status", "testing")
     unknown = llmbench(bench_project, "compat", "show", "smollm2-135m-Q9_9")
-    for result in (bad_json, bad_status, unknown):
-        assert result.returncode != 0
+    for result in (bad_json, bad_status, testing, unknown):
+        assert result.returncode == 4
         assert len(result.stderr.splitlines()) == 1, result.stderr
         assert result.stdout == ""
     assert bad_json.stderr == (
         "llmbench: error: --load-config '{\"a\":': invalid JSON: Expecting value at line 1 column 6\n"
     )
-    assert "--status 'broken' is not a status; expected one of unknown, compatible" in (
+    assert "--status 'broken' is not a status you can set; expected one of unknown, compatible" in (
         bad_status.stderr
     )
+    assert testing.stderr == (
+        "llmbench: error: --status 'testing' is not a status you can set (the plugin's own mark "
+        "while a cell runs); expected one of unknown, compatible, incompatible, degraded\n"
+    )
+    assert not (bench_project.path / ".llmbench").exists()  # nothing was written
     assert "unknown cell id 'smollm2-135m-Q9_9'" in unknown.stderr
 
 
