@@ -44,8 +44,14 @@ def dist_conflict(numprocesses: Any, dist: str | None) -> str | None:
     """A usage error when the user chose a distribution mode that splits a cell across workers."""
     if not numprocesses or dist in (None, "no", GROUPING_MODE):
         return None
+    what = (
+        "runs every test on every worker, so each worker would benchmark every cell again, "
+        "side by side"
+        if dist == "each"
+        else "would split one cell's tests across workers, so each would start its own server "
+        "for the same model"
+    )
     return (
-        f"--dist {dist} would split one cell's tests across workers, so each would start its own "
-        f"server for the same model; pytest-llmbench needs --dist {GROUPING_MODE} (the default it "
+        f"--dist {dist} {what}; pytest-llmbench needs --dist {GROUPING_MODE} (the default it "
         "sets when you give -n without --dist): drop --dist or pass --dist loadgroup"
     )

@@ -53,6 +53,18 @@ def test_explicit_dist_that_splits_cells_is_a_usage_error(bench_project):
     )
 
 
+def test_dist_each_is_refused_for_what_it_does(pytester):
+    """--dist each does not split a cell: it runs the whole matrix on every worker."""
+    pytester.makepyfile(test_x="def test_x(): pass")
+    result = pytester.runpytest_subprocess("-n", "2", "--dist", "each")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(
+        ["ERROR: --dist each runs every test on every worker, so each worker would benchmark "
+         "every cell again, side by side; *drop --dist or pass --dist loadgroup"]
+    )  # fmt: skip
+    assert "split" not in result.stderr.str()
+
+
 def test_explicit_loadgroup_is_accepted(bench_project):
     bench_project.write()
     result = bench_project.run("-n", "2", "--dist", "loadgroup", "-m", "load", subprocess=True)
