@@ -608,6 +608,8 @@ def pytest_unconfigure(config: pytest.Config) -> None:
     close_run_logger()
     bench = config.stash.get(SESSION_KEY, None)
     if bench is not None:
-        bench.stop_all()
-        if bench.state is not None and not hasattr(config, "workerinput"):
-            shutil.rmtree(bench.state.directory, ignore_errors=True)
+        try:
+            bench.stop_all()
+        finally:  # the state directory goes even when stopping a server raised
+            if bench.state is not None and not hasattr(config, "workerinput"):
+                shutil.rmtree(bench.state.directory, ignore_errors=True)

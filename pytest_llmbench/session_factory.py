@@ -5,7 +5,6 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
-import tempfile
 from pathlib import Path
 
 import pytest
@@ -16,7 +15,7 @@ from pytest_llmbench.binaries import ToolNotFound, find_tool
 from pytest_llmbench.matrix import select_cells
 from pytest_llmbench.registry import Registry, registry_path
 from pytest_llmbench.session import BenchSession
-from pytest_llmbench.shared_state import SharedState
+from pytest_llmbench.shared_state import SharedState, new_run_directory
 from pytest_llmbench.system import usable_cores
 
 
@@ -56,10 +55,7 @@ def build_session(config: pytest.Config) -> BenchSession:
     share = parallel.cpu_share(
         usable_cores(), workers, index, opt("llm_threads") or settings.llama_cpp.default_threads
     )
-    if workerinput:
-        state_dir = Path(workerinput["llmbench_state"])
-    else:
-        state_dir = Path(tempfile.mkdtemp(prefix="llmbench-state-"))
+    state_dir = Path(workerinput["llmbench_state"]) if workerinput else new_run_directory()
     registry = None
     if external is None and not opt("llm_no_registry"):
         registry = Registry(registry_path(opt("llm_registry"), settings, rootdir))

@@ -8,14 +8,45 @@ finished cell's results, so a worker that crashes loses only the cell it was run
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
+import shutil
+import tempfile
+import time
 from pathlib import Path
 from typing import Any
 
+import psutil
 from filelock import FileLock
 
 from pytest_llmbench.models import atomic_write_text
 from pytest_llmbench.termination import Observation
+
+PREFIX = "llmbench-state-"
+OWNER = "owner.pid"
+
+
+def new_run_directory() -> Path:
+    """A fresh state directory for this run (the controller's), after removing those left by
+    runs that can no longer clean up after themselves (killed with SIGTERM or SIGKILL)."""
+    base = Path(tempfile.gettempdir())
+    for stale in base.glob(f"{PREFIX}*"):
+        if _abandoned(stale):
+            shutil.rmtree(stale, ignore_errors=True)
+    directory = Path(tempfile.mkdtemp(prefix=PREFIX, dir=base))
+    (directory / OWNER).write_text(str(os.getpid()), encoding="utf-8")
+    return directory
+
+
+def _abandoned(directory: Path) -> bool:
+    """Its owner process is gone (or it has no owner file and is a day old: an older version's)."""
+    try:
+        return not psutil.pid_exists(int((directory / OWNER).read_text(encoding="utf-8")))
+    except (OSError, ValueError):
+        with contextlib.suppress(OSError):
+            return directory.is_dir() and directory.stat().st_mtime < time.time() - 86400
+    return False
 
 
 class SharedState:

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import copy
+import os
+import subprocess
+import sys
 
 import psutil
 import pytest
@@ -63,6 +66,33 @@ def test_dist_each_is_refused_for_what_it_does(pytester):
          "every cell again, side by side; *drop --dist or pass --dist loadgroup"]
     )  # fmt: skip
     assert "split" not in result.stderr.str()
+
+
+STATE_PROBE = """
+import os, pathlib
+
+def test_state_directory_exists_while_the_run_lasts(llm_session):
+    names = sorted(p.name for p in pathlib.Path(os.environ["TMPDIR"]).glob("llmbench-state-*"))
+    assert llm_session.state.directory.name in names
+    assert names == sorted(["llmbench-state-running", llm_session.state.directory.name])
+"""
+
+
+def test_state_directories_go_at_the_end_of_a_run_and_after_killed_runs(pytester, monkeypatch):
+    """The run's own directory is removed at its end; one whose run was killed (owner gone) is
+    removed by the next run; another live run's is left alone."""
+    tmp = pytester.path / "tmp"
+    tmp.mkdir()
+    monkeypatch.setenv("TMPDIR", str(tmp))
+    gone = subprocess.Popen([sys.executable, "-c", "pass"])
+    gone.wait()
+    for name, owner in (("killed", gone.pid), ("running", os.getpid())):
+        (tmp / f"llmbench-state-{name}").mkdir()
+        (tmp / f"llmbench-state-{name}" / "owner.pid").write_text(str(owner))
+    pytester.makepyfile(test_probe=STATE_PROBE)
+    result = pytester.runpytest_subprocess("-n", "2", "-p", "no:cacheprovider")
+    result.assert_outcomes(passed=1)
+    assert sorted(p.name for p in tmp.glob("llmbench-state-*")) == ["llmbench-state-running"]
 
 
 def test_explicit_loadgroup_is_accepted(bench_project):
