@@ -130,8 +130,13 @@ PAGE_PROBE = """
   const top = (sel) => { const el = document.querySelector(sel); return el ? el.getBoundingClientRect().top : null; };
   const charts = Array.from(document.querySelectorAll("svg.chart")).map((svg) => {
     const box = svg.getBoundingClientRect();
+    const vb = svg.viewBox.baseVal;
+    const legendsOut = Array.from(svg.querySelectorAll(".legend-item")).filter((g) => {
+      const b = g.getBBox();
+      return b.x < 0 || b.y < 0 || b.x + b.width > vb.width || b.y + b.height > vb.height;
+    }).map((g) => g.textContent);
     return { id: svg.dataset.chart, empty: svg.dataset.empty === "true", width: box.width, height: box.height,
-             marks: svg.querySelectorAll(".mark").length };
+             marks: svg.querySelectorAll(".mark").length, legendsOut };
   });
   const table = document.getElementById("results-table");
   const header = Array.from(table.tHead.rows[0].cells).findIndex((th) => th.textContent.trim() === "t/s");
@@ -217,6 +222,7 @@ def test_html_report_renders_in_chromium(tmp_path: Path) -> None:
         assert chart["width"] > 300 and chart["height"] > 150, (
             f"{chart['id']} is not visible: {chart}"
         )
+        assert chart["legendsOut"] == [], f"{chart['id']}: legend cut at the SVG's edge"
     assert found["recommendations"] < found["matrix"] < found["chartsTop"], (
         "recommendations must come first"
     )

@@ -329,6 +329,31 @@ def test_chart_axes_cover_the_data_even_for_a_single_point() -> None:
     assert 'data-empty="true"' in xy_chart("none", "t", "x", "y", [], empty_message="nothing")
 
 
+@pytest.mark.parametrize("count", [1, 3, 12])
+def test_chart_legends_stay_inside_the_svg(count: int) -> None:
+    """Every legend entry ends before the right edge and its row above the bottom edge, however
+    many and however long the names (a name too long for any row is cut, with a tooltip)."""
+    from pytest_llmbench.report.svg_charts import RIGHT, WIDTH, Point, Series, bar_chart, xy_chart
+
+    names = [f"Qwen2.5-Coder-{i}B-Instruct Q4_K_M @ build-host-{i}" for i in range(count)]
+    names[-1] = "An-absurdly-long-model-name-" * 4 + "Q8_0"
+    series = [Series(n, (Point(1.0 + i, 2.0, "tip"),)) for i, n in enumerate(names)]
+    charts = [
+        xy_chart("xy", "t", "x", "y", series),
+        bar_chart("bar", "t", "y", ["Q4"], [(n, [(1.0, "tip")]) for n in names]),
+    ]
+    for svg in charts:
+        height = float(re.search(r'viewBox="0 0 \d+ (\d+)"', svg).group(1))
+        items = re.findall(r'<text x="([\d.]+)" y="([\d.]+)" data-width="([\d.]+)">', svg)
+        assert len(items) == count
+        for x, y, width in items:
+            assert float(x) + float(width) <= WIDTH - RIGHT
+            assert float(y) + 4 <= height  # the descenders of the row's text too
+        assert f"<title>{names[-1]}</title>" in svg and "…</text>" in svg
+        label = float(re.findall(r'class="axis-label" x="[\d.]+" y="([\d.]+)"', svg)[0])
+        assert all(float(y) - 11 > label for _, y, _ in items)  # under the x-axis label
+
+
 # ------------------------------------------------------------------ model metadata, external server
 
 

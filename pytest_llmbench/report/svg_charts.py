@@ -15,6 +15,12 @@ from html import escape
 WIDTH, HEIGHT = 640, 340
 LEFT, RIGHT, TOP, BOTTOM = 64, 16, 34, 52
 LEGEND_ROW = 18
+# Legend text is 11px; a sans-serif character of a cell label ("Q4_K_M", digits, capitals) is at
+# most about 0.65 em wide.  Laid out with this width, an entry never runs past the SVG's edge.
+LEGEND_CHAR = 7.2
+LEGEND_SWATCH = 14  # the colour square and the gap before the text
+LEGEND_GAP = 10
+LEGEND_DESCENT = 8  # room under the last row's baseline for descenders
 # Okabe–Ito: distinguishable with the common colour-vision deficiencies, and in greyscale print.
 PALETTE = ("#0072B2", "#E69F00", "#009E73", "#D55E00", "#CC79A7", "#56B4E9", "#000000", "#999933")
 
@@ -80,20 +86,30 @@ def empty_chart(chart_id: str, title: str, message: str) -> str:
     return _frame(chart_id, title, body, empty=True)
 
 
+def _legend_text(name: str) -> str:
+    """The name as shown: cut with an ellipsis when even a row of its own could not hold it."""
+    room = int((WIDTH - RIGHT - LEFT - LEGEND_SWATCH) / LEGEND_CHAR)
+    return name if len(name) <= room else name[: room - 1] + "…"
+
+
 def _legend(names: Sequence[str], y: float) -> tuple[str, int]:
-    """Legend entries laid out left to right, wrapping; returns the markup and rows used."""
+    """Legend entries laid out left to right from ``y`` (the first row's baseline), wrapping
+    before an entry would cross the right edge; returns the markup and rows used."""
     parts, x, row = [], float(LEFT), 0
     for i, name in enumerate(names):
-        width = 22 + 6.5 * len(name)
+        shown = _legend_text(name)
+        width = LEGEND_SWATCH + LEGEND_CHAR * len(shown)
         if x + width > WIDTH - RIGHT and x > LEFT:
             x, row = float(LEFT), row + 1
         top = y + row * LEGEND_ROW
         colour = PALETTE[i % len(PALETTE)]
+        tip = f"<title>{escape(name)}</title>" if shown != name else ""
         parts.append(
-            f'<g class="legend-item"><rect x="{x:.1f}" y="{top - 9:.1f}" width="10" height="10" '
-            f'fill="{colour}"/><text x="{x + 14:.1f}" y="{top:.1f}">{escape(name)}</text></g>'
+            f'<g class="legend-item">{tip}<rect x="{x:.1f}" y="{top - 9:.1f}" width="10" '
+            f'height="10" fill="{colour}"/><text x="{x + LEGEND_SWATCH:.1f}" y="{top:.1f}" '
+            f'data-width="{width - LEGEND_SWATCH:.1f}">{escape(shown)}</text></g>'
         )
-        x += width + 10
+        x += width + LEGEND_GAP
     return "".join(parts), row + 1
 
 
@@ -140,8 +156,13 @@ def _axes(
     return "".join(parts)
 
 
-def _legend_height(names: Sequence[str]) -> int:
-    return _legend(names, 0)[1] * LEGEND_ROW
+def _layout(names: Sequence[str]) -> tuple[float, float, int]:
+    """(plot bottom, legend's first baseline, SVG height): the legend sits under the x-axis
+    label, and the SVG grows by a row for each legend row so none is cut at its edge."""
+    bottom = HEIGHT - BOTTOM
+    legend_y = bottom + BOTTOM + 4
+    rows = _legend(names, 0)[1]
+    return bottom, legend_y, int(legend_y + (rows - 1) * LEGEND_ROW + LEGEND_DESCENT)
 
 
 def xy_chart(
@@ -160,8 +181,7 @@ def xy_chart(
     if not points:
         return empty_chart(chart_id, title, empty_message)
     names = [s.name for s in series]
-    height = HEIGHT + _legend_height(names) - LEGEND_ROW
-    bottom = height - BOTTOM - _legend_height(names) + LEGEND_ROW
+    bottom, legend_y, height = _layout(names)
     xs, ys = [p.x for p in points], [p.y for p in points]
     span = max(xs) - min(xs)
     pad = span * 0.08 if span else (abs(xs[0]) * 0.25 or 1.0)
@@ -189,7 +209,7 @@ def xy_chart(
                 f'<circle class="mark" cx="{sx(p.x):.1f}" cy="{sy(p.y):.1f}" r="4.5" fill="{fill}" '
                 f'stroke="{colour}"><title>{escape(p.tip)}</title></circle>'
             )
-    legend, _ = _legend(names, bottom + 52)
+    legend, _ = _legend(names, legend_y)
     parts.append(legend)
     return _frame(chart_id, title, "".join(parts), height)
 
@@ -210,8 +230,7 @@ def bar_chart(
     if not values or not categories:
         return empty_chart(chart_id, title, empty_message)
     names = [name for name, _ in series]
-    height = HEIGHT + _legend_height(names) - LEGEND_ROW
-    bottom = height - BOTTOM - _legend_height(names) + LEGEND_ROW
+    bottom, legend_y, height = _layout(names)
     yt = nice_ticks(0.0, max(y_max or 0.0, max(values) * 1.05) or 1.0)
     y1 = yt[-1]
 
@@ -232,6 +251,6 @@ def bar_chart(
                 f'<rect class="mark" x="{x:.1f}" y="{sy(value):.1f}" width="{bar - 2:.1f}" '
                 f'height="{bottom - sy(value):.1f}" fill="{colour}"><title>{escape(tip)}</title></rect>'
             )
-    legend, _ = _legend(names, bottom + 52)
+    legend, _ = _legend(names, legend_y)
     parts.append(legend)
     return _frame(chart_id, title, "".join(parts), height)
