@@ -342,6 +342,13 @@ def server_ctx_size(cell: Mapping[str, Any]) -> int | None:
     return None
 
 
+def load_seconds(cell: Mapping[str, Any]) -> float | None:
+    """The load profile's load time, else the cell's server's own (``-m interactive`` deselects
+    the load profile, but its server was still loaded and timed)."""
+    load = number(profile_metrics(cell, "load").get("load_seconds"))
+    return load if load is not None else number(dig(cell, "server", "load_seconds"))
+
+
 def context_tokens(cell: Mapping[str, Any], default: int | None = None) -> int | None:
     """The largest context the cell proved (long_context), else the context its server ran with."""
     proved = number(profile_metrics(cell, "long_context").get("max_context_passed"))
@@ -582,10 +589,7 @@ def threshold_checks(
         False,
         False,
     )
-    load = number(profile_metrics(cell, "load").get("load_seconds")) or number(
-        dig(cell, "server", "load_seconds")
-    )
-    add("load", "load_seconds", load, limits.get("max_load_time"), False, True)
+    add("load", "load_seconds", load_seconds(cell), limits.get("max_load_time"), False, True)
     add("load", "memory_gb", memory_gb(cell), limits.get("max_memory_gb"), False, True)
     long_context = profile_metrics(cell, "long_context")
     t = thresholds.get("long_context") or {}

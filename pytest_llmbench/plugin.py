@@ -565,7 +565,7 @@ def pytest_terminal_summary(terminalreporter, exitstatus: int, config: pytest.Co
     bench = config.stash.get(SESSION_KEY, None)
     if bench is None or hasattr(config, "workerinput"):
         return
-    cells = bench.store.cells()
+    cells = bench.records()
     if not cells:
         return
     terminalreporter.section("llmbench summary")

@@ -77,6 +77,12 @@ class BenchSession:
     def cell_by_id(self, cell_id: str | None) -> Cell | None:
         return next((c for c in self.cells if c.id == cell_id), None)
 
+    def records(self) -> list[dict[str, Any]]:
+        """The store's cell records in matrix order: under -n, workers finish (and their results
+        arrive) in any order.  A record of a cell outside this run's matrix keeps its place last."""
+        rank = {c.id: i for i, c in enumerate(self.cells)}
+        return sorted(self.store.cells(), key=lambda r: rank.get(r.get("cell_id"), len(rank)))
+
     # -------------------------------------------------------------- binaries
 
     def server_binary(self) -> Path:

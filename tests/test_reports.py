@@ -329,6 +329,25 @@ def test_chart_axes_cover_the_data_even_for_a_single_point() -> None:
     assert 'data-empty="true"' in xy_chart("none", "t", "x", "y", [], empty_message="nothing")
 
 
+def test_html_table_takes_the_servers_load_time_and_filters_not_run_cells() -> None:
+    """Under -m interactive the load profile does not run, but the server was loaded and
+    timed; a cell the run never reached is 'not run', and the status filter offers it."""
+    report = full_report()
+    for result in report["results"]:
+        result["profiles"].pop("load", None)
+    report["results"][0]["server"]["load_seconds"] = 1.234
+    report["results"][-1]["status"] = "not run"
+    page = render_html(enrich_report(report))
+    table = page[page.index('id="results-table"') :]
+    body = table[table.index("<tbody>") :]
+    first = body[: body.index("</tr>")]
+    assert '<td class="num" data-sort="1.234"' in first and ">1.23</td>" in first
+    assert '<option value="not run">not run</option>' in page
+    assert 'data-status="not run"' in table
+    row = next(csv.DictReader(io.StringIO(csv_text(enrich_report(report)["results"], "h"))))
+    assert float(row["load_seconds"]) == 1.234
+
+
 @pytest.mark.parametrize("count", [1, 3, 12])
 def test_chart_legends_stay_inside_the_svg(count: int) -> None:
     """Every legend entry ends before the right edge and its row above the bottom edge, however

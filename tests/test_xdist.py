@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import json
 import os
 import subprocess
 import sys
@@ -93,6 +94,53 @@ def test_state_directories_go_at_the_end_of_a_run_and_after_killed_runs(pytester
     result = pytester.runpytest_subprocess("-n", "2", "-p", "no:cacheprovider")
     result.assert_outcomes(passed=1)
     assert sorted(p.name for p in tmp.glob("llmbench-state-*")) == ["llmbench-state-running"]
+
+
+ORDER_CATALOG = """
+models:
+  - {id: first, name: First, size: 1B, params_b: 1, files: {Q4_K_M: first.gguf}}
+  - {id: second, name: Second, size: 1B, params_b: 1, files: {Q4_K_M: second.gguf}}
+"""
+
+# The first cell's worker holds (before the plugin's setup skips the test) until the second
+# cell has started and a little longer, so the second cell's results reach the controller first.
+HOLD_FIRST = """
+import os, pathlib, time
+
+MARK = pathlib.Path(os.environ["ORDER_MARK"])
+
+
+def pytest_runtest_logstart(nodeid, location):
+    if not os.environ.get("PYTEST_XDIST_WORKER"):
+        return  # the controller sees every logstart too
+    if "[second-" in nodeid:
+        MARK.touch()
+    elif "[first-" in nodeid:
+        deadline = time.monotonic() + 60
+        while not MARK.exists() and time.monotonic() < deadline:
+            time.sleep(0.1)
+        time.sleep(2)
+"""
+
+
+def test_report_rows_follow_the_matrix_not_the_completion_order(pytester, monkeypatch):
+    pytester.makefile(".yaml", models=ORDER_CATALOG)
+    pytester.makeconftest(HOLD_FIRST)
+    pytester.makepyfile(test_x="def test_a(llm_cell): pass")
+    monkeypatch.setenv("ORDER_MARK", str(pytester.path / "second-started"))
+    result = pytester.runpytest_subprocess(
+        "-n", "2", "-p", "no:cacheprovider", "--llm-output", "results", "--llm-no-registry", "-v"
+    )
+    result.assert_outcomes(skipped=2)  # no model files: the order is what matters here
+    finished = [line for line in result.outlines if "SKIPPED" in line]
+    assert "second-Q4_K_M" in finished[0]  # the completion order the report must not follow
+    report = json.loads((pytester.path / "results" / "llmbench-report.json").read_text())
+    assert [r["cell_id"] for r in report["results"]] == ["first-Q4_K_M", "second-Q4_K_M"]
+    page = (pytester.path / "results" / "llmbench-report.html").read_text()
+    table = page[page.index('id="results-table"') :]
+    assert table.index(">First Q4_K_M</a>") < table.index(">Second Q4_K_M</a>")
+    summary = result.stdout.str()[result.stdout.str().index("llmbench summary") :]
+    assert summary.index("first-Q4_K_M") < summary.index("second-Q4_K_M")
 
 
 def test_explicit_loadgroup_is_accepted(bench_project):

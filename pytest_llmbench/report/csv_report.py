@@ -36,11 +36,6 @@ def _quality(category: str) -> Callable[[Result], Any]:
     return lambda r: m.quality_category(m.profile_metrics(r, "quality"), category)
 
 
-def _load_seconds(r: Result) -> float | None:
-    load = m.number(m.profile_metrics(r, "load").get("load_seconds"))
-    return load if load is not None else m.number(m.dig(r, "server", "load_seconds"))
-
-
 COLUMNS: tuple[tuple[str, Callable[[Result], Any]], ...] = (
     ("hostname", lambda r: r.get("hostname")),
     ("cell_id", lambda r: r.get("cell_id")),
@@ -51,7 +46,7 @@ COLUMNS: tuple[tuple[str, Callable[[Result], Any]], ...] = (
     ("memory_gb", lambda r: m.dig(r, "derived", "memory_gb")),
     ("status", lambda r: r.get("status")),
     ("rating", lambda r: m.dig(r, "derived", "rating")),
-    ("load_seconds", _load_seconds),
+    ("load_seconds", m.load_seconds),
     ("interactive_ttft", _metric("interactive", "ttft_seconds")),
     ("interactive_tps", _metric("interactive", "tokens_per_second")),
     ("interactive_itl_cv", _metric("interactive", "itl_cv_percent")),

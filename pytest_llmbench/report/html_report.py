@@ -541,12 +541,7 @@ TABLE_COLUMNS: tuple[tuple[str, str | None, str | None, Callable[[Result], float
     # header, metric name for the reading tooltip, number format, value
     ("Size GB", None, ".3f", m.file_size_gb),
     ("Memory GB", "memory_gb", ".2f", lambda r: m.number(m.dig(r, "derived", "memory_gb"))),
-    (
-        "Load s",
-        "load_seconds",
-        ".2f",
-        lambda r: m.number(m.profile_metrics(r, "load").get("load_seconds")),
-    ),
+    ("Load s", "load_seconds", ".2f", m.load_seconds),
     (
         "TTFT s",
         "ttft_seconds",
@@ -614,7 +609,7 @@ def _results_table(results: Sequence[Result]) -> str:
     ratings = "".join(f'<option value="{r}">{r}</option>' for r in m.RATINGS)
     statuses = "".join(
         f'<option value="{s}">{s}</option>'
-        for s in ("passed", "partial", "failed", "skipped", "error")
+        for s in ("passed", "partial", "failed", "skipped", "error", "not run")
     )
     usecases = "".join(
         f'<option value="{p}">{escape(p.replace("_", " "))}</option>'

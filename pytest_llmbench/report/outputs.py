@@ -56,7 +56,7 @@ def write_report_files(
 
 def run_report(session: BenchSession, exit_status: int | None = None) -> dict[str, Any]:
     """The run's report as the JSON file holds it, before enrichment."""
-    return build_report(run_metadata(session, exit_status), session.store.cells())
+    return build_report(run_metadata(session, exit_status), session.records())
 
 
 def write_reports(
