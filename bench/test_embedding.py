@@ -27,7 +27,7 @@ def embedded(llm_session, llm_run, llm_cell, llm_settings, llm_results):
     server = llm_session.profile_server(llm_cell, "embedding", extra_args=embedding.SERVER_ARGS)
     limits = llm_settings.thresholds.embedding
     measured = embedding.measure(
-        LlamaClient(server.url),
+        LlamaClient(server.url, api_key=server.api_key),
         server.pid,
         embedding.load_snippets(SNIPPETS),
         llm_run.gguf.embedding_length if llm_run.gguf else None,

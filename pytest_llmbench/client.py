@@ -69,22 +69,29 @@ class RequestResult:
         return self.server_timings.get("prompt_ms")
 
 
+def json_headers(api_key: str | None = None) -> dict[str, str]:
+    """Request headers; with a key, the bearer token llama-server's ``--api-key`` asks for."""
+    headers = {"Content-Type": "application/json"}
+    if api_key:
+        headers["Authorization"] = f"Bearer {api_key}"
+    return headers
+
+
 class LlamaClient:
     """A small client for one llama-server (stdlib ``http.client``: little overhead per chunk)."""
 
-    def __init__(self, url: str, timeout: float = 600.0) -> None:
+    def __init__(self, url: str, timeout: float = 600.0, api_key: str | None = None) -> None:
         hostport = url.removeprefix("http://").rstrip("/")
         host, _, port = hostport.partition(":")
         self.host, self.port, self.timeout = host, int(port or 80), timeout
+        self.headers = json_headers(api_key)
 
     # -------------------------------------------------------------- plain JSON calls
 
     def post_json(self, path: str, payload: dict[str, Any]) -> Any:
         conn = http.client.HTTPConnection(self.host, self.port, timeout=self.timeout)
         try:
-            conn.request(
-                "POST", path, body=json.dumps(payload), headers={"Content-Type": "application/json"}
-            )
+            conn.request("POST", path, body=json.dumps(payload), headers=self.headers)
             resp = conn.getresponse()
             body = resp.read()
         except (OSError, http.client.HTTPException) as exc:
@@ -160,7 +167,7 @@ class LlamaClient:
         stop_reason = None
         try:
             t0 = time.perf_counter()
-            conn.request("POST", path, body=body, headers={"Content-Type": "application/json"})
+            conn.request("POST", path, body=body, headers=self.headers)
             resp = conn.getresponse()
             if resp.status != 200:
                 raise RequestFailed(

@@ -55,7 +55,7 @@ def llm_server(llm_run: CellRun) -> LlamaServer:
 
 @pytest.fixture(scope="session")
 def llm_client(llm_server: LlamaServer) -> LlamaClient:
-    return LlamaClient(llm_server.url)
+    return LlamaClient(llm_server.url, api_key=llm_server.api_key)
 
 
 @pytest.fixture(scope="session")

@@ -330,7 +330,11 @@ def file_size_gb(cell: Mapping[str, Any]) -> float | None:
 
 
 def server_ctx_size(cell: Mapping[str, Any]) -> int | None:
-    """The ``--ctx-size`` the cell's default server was started with, when its command is known."""
+    """The ``--ctx-size`` the cell's default server was started with, when its command is known;
+    for a remote server, the context per slot it reported (``/props``)."""
+    if dig(cell, "server", "external"):
+        n_ctx = number(dig(cell, "server", "n_ctx"))
+        return int(n_ctx) if n_ctx else None
     command = dig(cell, "server", "command")
     if not isinstance(command, list):
         return None
@@ -354,6 +358,8 @@ def context_tokens(cell: Mapping[str, Any], default: int | None = None) -> int |
     proved = number(profile_metrics(cell, "long_context").get("max_context_passed"))
     if proved:
         return int(proved)
+    if dig(cell, "server", "external"):  # the local default says nothing of another server
+        return server_ctx_size(cell)
     return server_ctx_size(cell) or default
 
 

@@ -94,6 +94,12 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         help="benchmark an already running llama-server (http://HOST:PORT): nothing is started or stopped",
     )
     group.addoption(
+        "--llm-api-key",
+        metavar="KEY",
+        help="API key: given to the started llama-servers (--api-key) and sent by the client "
+        "(Authorization: Bearer), also to --llm-server-url (default: $LLMBENCH_API_KEY)",
+    )
+    group.addoption(
         "--llm-no-early-stop",
         action="store_true",
         help="run every selected cell: no pre-flight memory check, no skips learned from other cells",

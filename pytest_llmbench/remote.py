@@ -22,8 +22,9 @@ class ExternalServer:
     pid = None
     load_seconds = None
 
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, api_key: str | None = None) -> None:
         self.url = url.rstrip("/")
+        self.api_key = api_key
         self.command: list[str] = []
 
     def start(self) -> None:
@@ -44,23 +45,27 @@ class ExternalServer:
         return None  # another machine's process
 
     def get_json(self, path: str, timeout: float = 10.0) -> Any:
-        return get_json(self.url, path, timeout)
+        return get_json(self.url, path, timeout, self.api_key)
 
 
-def identify(url: str) -> dict[str, Any]:
+def identify(url: str, api_key: str | None = None) -> dict[str, Any]:
     """What the server says it serves: model path, quantization, size, parameters, context."""
     if not re.match(r"^http://[^/\s]+(:\d+)?/?$", url):
         raise ConfigError("--llm-server-url", "url", url, "expected http://HOST:PORT")
     try:
-        props = get_json(url, "/props")
-        models = get_json(url, "/v1/models")
+        props = get_json(url, "/props", api_key=api_key)
+        models = get_json(url, "/v1/models", api_key=api_key)
     except (ServerError, OSError, ValueError) as exc:
-        raise ConfigError(
-            "--llm-server-url", "url", url, f"no llama-server answers there ({exc})"
-        ) from None
+        why = f"no llama-server answers there ({exc})"
+        if "HTTP 401" in str(exc):
+            why = "the server refused the API key" if api_key else "the server wants an API key"
+            why += ": pass its key with --llm-api-key or LLMBENCH_API_KEY"
+        raise ConfigError("--llm-server-url", "url", url, why) from None
     data = (models.get("data") or [{}])[0]
     meta = data.get("meta") or {}
     path = props.get("model_path") or data.get("id") or "unknown"
+    slots = props.get("total_slots")
+    n_ctx = (props.get("default_generation_settings") or {}).get("n_ctx") or meta.get("n_ctx")
     return {
         "url": url.rstrip("/"),
         "model_path": path,
@@ -68,9 +73,23 @@ def identify(url: str) -> dict[str, Any]:
         "quant": props.get("model_ftype") or meta.get("ftype") or "unknown",
         "n_params": meta.get("n_params"),
         "size_bytes": meta.get("size"),
-        "n_ctx": meta.get("n_ctx"),
+        "n_ctx": n_ctx,  # per slot: what one request can use
+        "slots": slots,
+        "ctx_size": n_ctx * slots if isinstance(n_ctx, int) and isinstance(slots, int) else None,
         "n_ctx_train": meta.get("n_ctx_train"),
         "build": props.get("build_info"),
+    }
+
+
+def server_facts(identity: dict[str, Any]) -> dict[str, Any]:
+    """The report's ``llama_server`` for a remote run: what the measured server said of itself,
+    not the local binary (which this run never used)."""
+    return {
+        "url": identity["url"],
+        "version": identity.get("build") or "unknown",
+        "model_path": identity["model_path"],
+        "n_ctx": identity.get("n_ctx"),
+        "slots": identity.get("slots"),
     }
 
 

@@ -18,13 +18,18 @@ import subprocess
 import sys
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import psutil
 
+from pytest_llmbench.client import json_headers
+
 HOST = "127.0.0.1"
+# llama-server reads its --api-key from here; the environment keeps the key out of the command
+# line (``ps``) and out of the report, which records the command
+API_KEY_ENV = "LLAMA_API_KEY"
 _PR_SET_PDEATHSIG = 1
 
 
@@ -84,6 +89,7 @@ class ServerSpec:
     args: tuple[str, ...] = ()
     threads: int | None = None
     cpu_affinity: tuple[int, ...] | None = None
+    api_key: str | None = field(default=None, repr=False)
 
     def command(self, port: int) -> list[str]:
         cmd = [str(self.binary), "--model", str(self.model), "--host", HOST, "--port", str(port)]
@@ -113,6 +119,10 @@ class LlamaServer:
     @property
     def pid(self) -> int | None:
         return self.process.pid if self.process else None
+
+    @property
+    def api_key(self) -> str | None:
+        return self.spec.api_key
 
     def __enter__(self) -> LlamaServer:
         self.start()
@@ -151,6 +161,7 @@ class LlamaServer:
                 stderr=subprocess.STDOUT,
                 start_new_session=True,
                 preexec_fn=lambda: _prepare_child(affinity),
+                env=_child_env(self.spec.api_key),
             )
         try:
             self._wait_healthy(started)
@@ -232,14 +243,23 @@ class LlamaServer:
 
     def get_json(self, path: str, timeout: float = 10.0) -> Any:
         """GET a JSON endpoint of this server (``/props``, ``/v1/models``)."""
-        return get_json(self.url, path, timeout)
+        return get_json(self.url, path, timeout, self.api_key)
 
 
-def get_json(url: str, path: str, timeout: float = 10.0) -> Any:
+def _child_env(api_key: str | None) -> dict[str, str]:
+    """The server's environment: ours, with the run's key or none (a stray ``LLAMA_API_KEY``
+    would lock out a client that was given no key)."""
+    env = {k: v for k, v in os.environ.items() if k != API_KEY_ENV}
+    if api_key:
+        env[API_KEY_ENV] = api_key
+    return env
+
+
+def get_json(url: str, path: str, timeout: float = 10.0, api_key: str | None = None) -> Any:
     host, _, port = url.removeprefix("http://").rstrip("/").partition(":")
     conn = http.client.HTTPConnection(host, int(port or 80), timeout=timeout)
     try:
-        conn.request("GET", path)
+        conn.request("GET", path, headers=json_headers(api_key))
         resp = conn.getresponse()
         body = resp.read()
         if resp.status != 200:

@@ -68,6 +68,7 @@ class BenchSession:
     retry_incompatible: bool = False
     load_retries: int = 1
     download: bool = False  # --llm-download: fetch missing hub files into the store
+    api_key: str | None = field(default=None, repr=False)  # --llm-api-key, never in a report
     progress: Callable[[str], None] = lambda _msg: None
     store: ResultStore = field(default_factory=ResultStore)
     started_at: float = field(default_factory=time.time)
@@ -337,7 +338,7 @@ class BenchSession:
 
     def _attach_external(self, run: CellRun) -> None:
         assert self.external is not None
-        server = ExternalServer(self.external["url"])
+        server = ExternalServer(self.external["url"], self.api_key)
         try:
             server.start()
         except (ServerError, OSError, ValueError) as exc:
@@ -515,7 +516,13 @@ class BenchSession:
         """The server command for a cell: settings, CPU share, overrides, then raw extra args."""
         options = self.server_options(ctx_size, overrides)
         args = variants.command_args(self.settings.llama_cpp, options, extra_args)
-        return ServerSpec(binary=binary, model=model, args=args, cpu_affinity=self.cpu_affinity)
+        return ServerSpec(
+            binary=binary,
+            model=model,
+            args=args,
+            cpu_affinity=self.cpu_affinity,
+            api_key=self.api_key,
+        )
 
     def stop(self, cell: Cell) -> None:
         run = self.runs.get(cell.id)

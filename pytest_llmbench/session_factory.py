@@ -36,7 +36,9 @@ def build_session(config: pytest.Config) -> BenchSession:
     model_ids = list(opt("llm_model")) or [
         m for m in os.environ.get("LLMBENCH_MODEL", "").split(",") if m.strip()
     ]
-    external = remote.identify(opt("llm_server_url")) if opt("llm_server_url") else None
+    api_key = opt("llm_api_key") or os.environ.get("LLMBENCH_API_KEY") or None
+    url = opt("llm_server_url")
+    external = remote.identify(url, api_key) if url else None
     if external is not None:
         cells = [remote.external_cell(external, catalog)]
     elif catalog is not None:
@@ -94,6 +96,7 @@ def build_session(config: pytest.Config) -> BenchSession:
         retry_incompatible=opt("llm_retry_incompatible"),
         load_retries=settings.llama_cpp.load_retries,
         download=bool(opt("llm_download")),
+        api_key=api_key,
         progress=progress,
     )
 

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import copy
+import json
 
 import pytest
 
 from pytest_llmbench.binaries import find_tool
 from pytest_llmbench.config import PackageSource
 from pytest_llmbench.models import package_file
-from pytest_llmbench.server import LlamaServer, ServerSpec, server_args
+from pytest_llmbench.server import LlamaServer, ServerError, ServerSpec, get_json, server_args
 from tests.conftest import EMBEDDED
 
 
@@ -35,6 +36,62 @@ def test_interactive_profile_against_a_server_started_by_hand(bench_project, han
     assert cell["profiles"]["load"]["metrics"]["load_measured"] is False
     assert cell["profiles"]["interactive"]["metrics"]["tokens_per_second"] > 0
     assert report["metadata"]["config"]["external_server"]["quant"] == "Q4_1"
+
+
+KEY = "llmbench-test-key-7d3f"
+
+
+@pytest.fixture
+def keyed_server(tmp_path):
+    """A "remote" server as someone else would run it: two slots and an API key."""
+    model = package_file(PackageSource(**EMBEDDED["source"]))
+    args = server_args(2048, 2, 0)
+    spec = ServerSpec(find_tool("llama-server"), model, args, threads=2, api_key=KEY)
+    with LlamaServer(spec, tmp_path / "keyed.log") as server:
+        yield server
+
+
+def test_remote_run_reports_the_servers_facts_and_uses_its_api_key(
+    bench_project, keyed_server, monkeypatch
+):
+    with pytest.raises(ServerError, match="HTTP 401"):
+        get_json(keyed_server.url, "/props")  # the key is required
+    bench_project.write()
+    refused = bench_project.run("--llm-server-url", keyed_server.url, subprocess=True)
+    assert refused.ret == pytest.ExitCode.USAGE_ERROR
+    refused.stderr.fnmatch_lines(["*the server wants an API key: pass its key with --llm-api-key*"])
+
+    monkeypatch.setenv("LLMBENCH_API_KEY", KEY)
+    result = bench_project.run("--llm-server-url", keyed_server.url)
+    result.assert_outcomes(passed=4, skipped=2)
+    report = bench_project.report()
+    (cell,) = report["results"]
+    props = get_json(keyed_server.url, "/props", api_key=KEY)
+    server = cell["server"]
+    assert server["model_path"] == props["model_path"]
+    assert (server["n_ctx"], server["slots"], server["ctx_size"]) == (1024, 2, 2048)
+    assert server["build"] == props["build_info"]
+    assert report["metadata"]["llama_server"] == {
+        "url": keyed_server.url,
+        "version": props["build_info"],
+        "model_path": props["model_path"],
+        "n_ctx": 1024,
+        "slots": 2,
+    }  # nothing of the local binary
+    assert cell["derived"]["context_tokens"] == 1024  # the server's, not llama_cpp's 2048
+    assert not (bench_project.path / ".llmbench").exists()  # no registry written
+    assert KEY not in json.dumps(report) and KEY not in result.stdout.str()
+
+    # the same profile on a local server started with the key (--llm-api-key this time):
+    # it passes, and records the same fields as the remote cell
+    monkeypatch.delenv("LLMBENCH_API_KEY")
+    bench_project.run("--llm-api-key", KEY).assert_outcomes(passed=6)
+    local = bench_project.report()["results"][0]
+    assert KEY not in " ".join(local["server"]["command"])
+    for section in ("interactive",):
+        assert set(local["profiles"][section]["metrics"]) == set(
+            cell["profiles"][section]["metrics"]
+        )
 
 
 def test_unknown_model_gets_a_cell_named_after_its_file(bench_project, hand_started_server):

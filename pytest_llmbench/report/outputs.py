@@ -6,7 +6,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from pytest_llmbench import system
+from pytest_llmbench import remote, system
 from pytest_llmbench.recommend import enrich_report
 from pytest_llmbench.report.csv_report import write_csv
 from pytest_llmbench.report.html_report import write_html
@@ -20,11 +20,18 @@ def run_metadata(session: BenchSession, exit_status: int | None = None) -> dict[
         "timestamp": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(session.started_at)),
         "hostname": system.hostname(),
         "hardware": system.hardware(),
-        "llama_server": {"path": _safe_binary(session), "version": session.server_version()},
+        "llama_server": _llama_server(session),
         "config": session.config_snapshot(),
         "duration_seconds": round(ended - session.started_at, 2),
         "exit_status": exit_status,
     }
+
+
+def _llama_server(session: BenchSession) -> dict[str, Any]:
+    """The server that was measured: the remote one's own facts, else the local binary's."""
+    if session.external is not None:
+        return remote.server_facts(session.external)
+    return {"path": _safe_binary(session), "version": session.server_version()}
 
 
 def _safe_binary(session: BenchSession) -> str | None:

@@ -186,7 +186,7 @@ class ContextBench:
     def _ensure_server(self) -> LlamaClient:
         if self.client is None:
             server = self._start()
-            self.pid, client = server.pid, LlamaClient(server.url)
+            self.pid, client = server.pid, LlamaClient(server.url, api_key=server.api_key)
             self.n_ctx = server_n_ctx(server.get_json("/props"))
             client.complete("The archive opens at nine.", 4)  # warm-up: lazy allocation
             self.client = client

@@ -276,7 +276,7 @@ def run(
 ) -> StressRun:
     """Generate continuously for ``duration_s``; stop the server at once if it overheats or
     stops answering, and say why."""
-    client = LlamaClient(server.url, timeout=max(60.0, 4 * interval_s))
+    client = LlamaClient(server.url, timeout=max(60.0, 4 * interval_s), api_key=server.api_key)
     aborted: list[str] = []
 
     def watch(sample: ResourceSample) -> None:
