@@ -545,7 +545,7 @@ class BenchSession:
             "settings": _jsonable(asdict(self.settings)),
             "catalog": str(self.catalog.path) if self.catalog else None,
             "cells": [c.id for c in self.cells],
-            "threads": self.threads,
+            "threads": None if self.external else self.threads,  # a remote server has its own
             "workers": self.workers,
             "early_stop": self.early_stop,
             "external_server": self.external,

@@ -78,6 +78,7 @@ def test_remote_run_reports_the_servers_facts_and_uses_its_api_key(
         "n_ctx": 1024,
         "slots": 2,
     }  # nothing of the local binary
+    assert report["metadata"]["config"]["threads"] is None  # nor of this machine's CPU split
     assert cell["derived"]["context_tokens"] == 1024  # the server's, not llama_cpp's 2048
     assert not (bench_project.path / ".llmbench").exists()  # no registry written
     assert KEY not in json.dumps(report) and KEY not in result.stdout.str()
