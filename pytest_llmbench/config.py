@@ -475,10 +475,10 @@ def _validate_model(model: Model, path: Path, key: str) -> None:
     derived = model.derive.quants if model.derive else ()
     if not model.files and not derived:
         raise ConfigError(path, f"{key}.files", model.files, "a model needs at least one file")
-    _check_inside_model_dir(path, f"{key}.size", model.size)
+    _check_inside(path, f"{key}.size", model.size)
     for quant, filename in model.files.items():
         _check_quant(path, f"{key}.files.{quant}", quant)
-        _check_inside_model_dir(path, f"{key}.files.{quant}", filename)
+        _check_inside(path, f"{key}.files.{quant}", filename)
     for quant in model.file_sizes_gb:
         _check_quant(path, f"{key}.file_sizes_gb.{quant}", quant)
     if model.category is not None and model.category not in CATEGORIES:
@@ -487,6 +487,7 @@ def _validate_model(model: Model, path: Path, key: str) -> None:
         )
     if model.source is not None:
         _check_quant(path, f"{key}.source.quant", model.source.quant)
+        _check_inside(path, f"{key}.source.path", model.source.path, "the package")
         if model.source.quant not in model.files:
             raise ConfigError(
                 path, f"{key}.source.quant", model.source.quant, "must also be listed under files"
@@ -505,13 +506,14 @@ def _validate_model(model: Model, path: Path, key: str) -> None:
                 )
 
 
-def _check_inside_model_dir(path: Path, key: str, value: str) -> None:
-    """``size`` and file names are joined to ``model_dir``: a ``..`` or absolute path would make the
-    store checksum, record and serve a file outside it (``/etc/hostname`` as a model)."""
+def _check_inside(path: Path, key: str, value: str, inside: str = "model_dir") -> None:
+    """``size`` and file names are joined to ``model_dir`` (a package's file to its folder): a
+    ``..`` or absolute path would make the store checksum, record and serve a file outside it
+    (``/etc/hostname`` as a model)."""
     parts = PurePosixPath(value.replace("\\", "/")).parts
     if not value or value.startswith(("/", "\\", "~")) or ".." in parts:
         raise ConfigError(
-            path, key, value, "a relative name inside model_dir, without '..', '~' or a leading '/'"
+            path, key, value, f"a relative name inside {inside}, without '..', '~' or a leading '/'"
         )
 
 

