@@ -455,7 +455,7 @@ def test_tps_drop_and_throttling():
 
 
 class FakeServer:
-    url, pid = "http://127.0.0.1:1", None
+    url, pid, api_key = "http://127.0.0.1:1", None, None
 
     def __init__(self) -> None:
         self.stopped = 0
@@ -465,7 +465,9 @@ class FakeServer:
 
 
 def test_stress_aborts_when_the_server_stops_answering(monkeypatch):
-    monkeypatch.setattr(stress, "LlamaClient", lambda url, timeout: FakeClient(fail_after=3))
+    monkeypatch.setattr(
+        stress, "LlamaClient", lambda url, timeout, api_key: FakeClient(fail_after=3)
+    )
     server = FakeServer()
     measured = stress.run(server, duration_s=30.0, interval_s=0.05, abort_temperature=90.0)
     assert measured.aborted.startswith("server stopped answering")
@@ -477,7 +479,7 @@ def test_stress_aborts_when_the_server_stops_answering(monkeypatch):
 def test_stress_aborts_at_once_above_the_abort_temperature(monkeypatch):
     monkeypatch.setattr(monitor, "cpu_temperature_c", lambda: 95.0)
     server, client = FakeServer(), FakeClient()
-    monkeypatch.setattr(stress, "LlamaClient", lambda url, timeout: client)
+    monkeypatch.setattr(stress, "LlamaClient", lambda url, timeout, api_key: client)
     measured = stress.run(server, duration_s=30.0, interval_s=0.05, abort_temperature=90.0)
     assert "95 °C" in measured.aborted and server.stopped == 1
     assert client.calls == 0  # not even the warm-up ran on an overheated machine
