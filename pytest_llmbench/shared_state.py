@@ -12,6 +12,7 @@ import contextlib
 import json
 import os
 import shutil
+import socket
 import tempfile
 import time
 from pathlib import Path
@@ -35,14 +36,16 @@ def new_run_directory() -> Path:
         if _abandoned(stale):
             shutil.rmtree(stale, ignore_errors=True)
     directory = Path(tempfile.mkdtemp(prefix=PREFIX, dir=base))
-    (directory / OWNER).write_text(str(os.getpid()), encoding="utf-8")
+    (directory / OWNER).write_text(f"{socket.gethostname()} {os.getpid()}", encoding="utf-8")
     return directory
 
 
 def _abandoned(directory: Path) -> bool:
-    """Its owner process is gone (or it has no owner file and is a day old: an older version's)."""
+    """Its owner process, on this host, is gone (a container sharing /tmp has its own pids, and
+    its own host name); or it has no owner file and is a day old (an older version's)."""
     try:
-        return not psutil.pid_exists(int((directory / OWNER).read_text(encoding="utf-8")))
+        host, pid = (directory / OWNER).read_text(encoding="utf-8").split()
+        return host == socket.gethostname() and not psutil.pid_exists(int(pid))
     except (OSError, ValueError):
         with contextlib.suppress(OSError):
             return directory.is_dir() and directory.stat().st_mtime < time.time() - 86400

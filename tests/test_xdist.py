@@ -5,6 +5,7 @@ from __future__ import annotations
 import copy
 import json
 import os
+import socket
 import subprocess
 import sys
 
@@ -75,7 +76,9 @@ import os, pathlib
 def test_state_directory_exists_while_the_run_lasts(llm_session):
     names = sorted(p.name for p in pathlib.Path(os.environ["TMPDIR"]).glob("llmbench-state-*"))
     assert llm_session.state.directory.name in names
-    assert names == sorted(["llmbench-state-running", llm_session.state.directory.name])
+    assert names == sorted(
+        ["llmbench-state-other-host", "llmbench-state-running", llm_session.state.directory.name]
+    )
 """
 
 
@@ -87,13 +90,21 @@ def test_state_directories_go_at_the_end_of_a_run_and_after_killed_runs(pytester
     monkeypatch.setenv("TMPDIR", str(tmp))
     gone = subprocess.Popen([sys.executable, "-c", "pass"])
     gone.wait()
-    for name, owner in (("killed", gone.pid), ("running", os.getpid())):
+    owners = {
+        "killed": f"{socket.gethostname()} {gone.pid}",
+        "running": f"{socket.gethostname()} {os.getpid()}",
+        "other-host": f"container-{os.getpid()} {gone.pid}",  # its pids are not ours to judge
+    }
+    for name, owner in owners.items():
         (tmp / f"llmbench-state-{name}").mkdir()
-        (tmp / f"llmbench-state-{name}" / "owner.pid").write_text(str(owner))
+        (tmp / f"llmbench-state-{name}" / "owner.pid").write_text(owner)
     pytester.makepyfile(test_probe=STATE_PROBE)
     result = pytester.runpytest_subprocess("-n", "2", "-p", "no:cacheprovider")
     result.assert_outcomes(passed=1)
-    assert sorted(p.name for p in tmp.glob("llmbench-state-*")) == ["llmbench-state-running"]
+    assert sorted(p.name for p in tmp.glob("llmbench-state-*")) == [
+        "llmbench-state-other-host",
+        "llmbench-state-running",
+    ]
 
 
 ORDER_CATALOG = """
