@@ -16,6 +16,7 @@ from typing import Any
 
 import yaml
 
+from pytest_llmbench import stats
 from pytest_llmbench.server_options import OptionError, check
 
 # Quantization types llama-quantize knows (its --help list), plus the float formats.
@@ -63,9 +64,11 @@ class LlamaCppSettings:
 class InteractiveThresholds:
     min_tokens_per_sec: float = 2.0
     max_time_to_first_token: float = 30.0
-    max_variance: float = 20.0
+    max_variance: float = 20.0  # CV (%) of tokens/s over 1-second windows
+    max_stall_ms: float = 250.0  # a gap longer than this is a pause a reader notices
+    max_stalls: float = 1.0  # stalls per run (median over the runs)
     n_predict: int = 500
-    repetitions: int = 3
+    repetitions: int | str = "auto"  # "auto": the measurement section's stopping rule
 
 
 @dataclass(frozen=True)
@@ -107,6 +110,26 @@ class EmbeddingThresholds:
 
 
 @dataclass(frozen=True)
+class MeasurementSettings:
+    """How often a profile repeats its measured request when ``repetitions`` is ``auto``."""
+
+    target_precision_percent: float = 3.0
+    min_repetitions: int = 3
+    max_repetitions: int = 10
+    time_budget_s: float = 180.0
+
+    def rule(self, repetitions: int | str) -> stats.StopRule:
+        fixed = repetitions if isinstance(repetitions, int) else None
+        return stats.StopRule(
+            self.target_precision_percent,
+            self.min_repetitions,
+            self.max_repetitions,
+            self.time_budget_s,
+            fixed,
+        )
+
+
+@dataclass(frozen=True)
 class Thresholds:
     interactive: InteractiveThresholds = field(default_factory=InteractiveThresholds)
     long_context: LongContextThresholds = field(default_factory=LongContextThresholds)
@@ -144,6 +167,7 @@ class Settings:
     test_mode: str = "full"
     profiles: tuple[str, ...] = ("load", "interactive", "long_context", "batch", "quality")
     thresholds: Thresholds = field(default_factory=Thresholds)
+    measurement: MeasurementSettings = field(default_factory=MeasurementSettings)
     limits: Limits = field(default_factory=Limits)
     model_dir: str = "models"
     output: OutputSettings = field(default_factory=OutputSettings)
@@ -284,7 +308,12 @@ def _convert(tp: Any, value: Any, file: Path, key: str) -> Any:
         args = [a for a in typing.get_args(tp) if a is not type(None)]
         if value is None:
             return None
-        return _convert(args[0], value, file, key)
+        for arg in args[:-1]:  # e.g. int | str: a number, else a word such as "auto"
+            try:
+                return _convert(arg, value, file, key)
+            except ConfigError:
+                pass
+        return _convert(args[-1], value, file, key)
     if dataclasses.is_dataclass(tp):
         return _build(tp, value, file, key)
     if origin is tuple:
@@ -401,9 +430,26 @@ def _validate_settings(s: Settings, path: Path) -> None:
         )
     if s.llama_cpp.parallel < 1:
         raise ConfigError(path, "llama_cpp.parallel", s.llama_cpp.parallel, "expected ≥ 1")
-    if s.thresholds.interactive.repetitions < 1:
-        reps = s.thresholds.interactive.repetitions
-        raise ConfigError(path, "thresholds.interactive.repetitions", reps, "expected ≥ 1")
+    reps = s.thresholds.interactive.repetitions
+    if reps != "auto" and not (isinstance(reps, int) and reps >= 1):
+        raise ConfigError(
+            path, "thresholds.interactive.repetitions", reps, "expected auto or a count ≥ 1"
+        )
+    m = s.measurement
+    if m.min_repetitions < 1 or m.max_repetitions < m.min_repetitions:
+        raise ConfigError(
+            path,
+            "measurement.max_repetitions",
+            m.max_repetitions,
+            f"expected min_repetitions ≥ 1 and max_repetitions ≥ min_repetitions ({m.min_repetitions})",
+        )
+    if m.target_precision_percent <= 0:
+        raise ConfigError(
+            path,
+            "measurement.target_precision_percent",
+            m.target_precision_percent,
+            "expected a percentage > 0",
+        )
     if s.thresholds.interactive.n_predict < 2:
         n = s.thresholds.interactive.n_predict
         raise ConfigError(path, "thresholds.interactive.n_predict", n, "expected ≥ 2 tokens")
