@@ -569,7 +569,7 @@ def pytest_terminal_summary(terminalreporter, exitstatus: int, config: pytest.Co
     if not cells:
         return
     terminalreporter.section("llmbench summary")
-    for line in summary_lines(cells, bench.settings):
+    for line in summary_lines(cells, bench.settings, machine_state=bench.machine_state):
         terminalreporter.write_line(line)
     for path in config.stash.get(REPORTS_KEY, []):
         terminalreporter.write_line(f"report: {path}")

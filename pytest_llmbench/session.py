@@ -17,7 +17,7 @@ from typing import Any
 
 import psutil
 
-from pytest_llmbench import model_info, models, server_options, termination, variants
+from pytest_llmbench import model_info, models, noise, server_options, termination, variants
 from pytest_llmbench.binaries import ToolNotFound, find_tool, tool_version
 from pytest_llmbench.config import Catalog, Settings
 from pytest_llmbench.matrix import Cell
@@ -71,6 +71,7 @@ class BenchSession:
     progress: Callable[[str], None] = lambda _msg: None
     store: ResultStore = field(default_factory=ResultStore)
     started_at: float = field(default_factory=time.time)
+    machine_state: dict[str, Any] = field(default_factory=noise.machine_state)  # at the start
     runs: dict[str, CellRun] = field(default_factory=dict)
     _server_binary: Path | None = None
 

@@ -99,7 +99,7 @@ def test_html_puts_recommendations_first_and_draws_every_chart() -> None:
     assert 'class="r-acceptable" title="qwen2.5-1.5b-Q4_K_M: passed' in page
     assert 'data-rating="acceptable" data-status="passed"' in page
     # the real-world reading is the tooltip of a number
-    assert 'title="fast reading, feels responsive">18.0<' in page
+    assert 'CI 17.6–18.4, 5 runs; fast reading, feels responsive">18.0 ±0.4<' in page
 
 
 def test_html_says_not_measured_for_profiles_that_did_not_run() -> None:
@@ -383,3 +383,34 @@ def test_a_config_variant_is_a_row_and_a_label_of_its_own() -> None:
     assert "<th>SmolLM2-135M-Instruct</th>" in page
     lines = "\n".join(summary_lines(enrich_report(report)["results"], Settings()))
     assert "SmolLM2-135M-Instruct Q4_K_M [fa-on] - Excellent (77.7 t/s" in lines
+
+
+def test_csv_has_each_timed_metric_with_its_interval_columns() -> None:
+    from pytest_llmbench.recommend import enrich_report
+    from pytest_llmbench.report.csv_report import csv_text
+
+    results = enrich_report(full_report())["results"]
+    rows = list(csv.DictReader(io.StringIO(csv_text(results))))
+    row = next(r for r in rows if r["cell_id"] == "smollm2-135m-Q4_K_M")
+    assert (row["interactive_tps"], row["interactive_tps_lo"], row["interactive_tps_hi"]) == (
+        "120",
+        "117.6",
+        "122.4",
+    )
+    assert row["interactive_ttft_lo"] and row["interactive_ttft_hi"]
+    assert row["interactive_e2e"] == ""  # not measured in this report: empty, never zero
+    assert row["interactive_steadiness_cv"] == "8"
+
+
+def test_noise_floor_warns_about_a_busy_machine_and_noise_wider_than_the_target() -> None:
+    from pytest_llmbench import noise
+
+    cells = full_report()["results"]
+    quiet = noise.noise_floor({"load_average_1m": 0.2, "cores": 2}, cells, 3.0)
+    assert quiet["warnings"] == [] and quiet["first_cell"]["runs"] == 5
+    busy = noise.noise_floor({"load_average_1m": 5.0, "cores": 2}, cells, 1.0)
+    assert len(busy["warnings"]) == 2
+    assert "load average 5.0 on 2 cores" in busy["warnings"][0]
+    assert "wider than the requested precision (1 %)" in busy["warnings"][1]
+    state = noise.machine_state()
+    assert state["cores"] >= 1 and "load_average_1m" in state

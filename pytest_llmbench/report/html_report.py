@@ -59,6 +59,7 @@ svg.chart { width: 100%; height: auto; display: block; font-size: 11px; }
 svg .chart-title { font-size: 14px; font-weight: 600; } svg .plot-area { fill: #fff; stroke: var(--line); }
 svg .grid { stroke: #eaeef2; } svg .tick { fill: var(--muted); } svg .axis-label { fill: var(--ink); font-size: 12px; }
 svg .series-line { fill: none; stroke-width: 2; } svg .empty-note { fill: var(--muted); font-size: 14px; }
+svg .error-bar { fill: none; stroke-width: 1.5; }
 .scroll { overflow-x: auto; } #results-table { font-size: 12.5px; }
 #results-table td:first-child { white-space: nowrap; }
 .controls { display: flex; flex-wrap: wrap; gap: 10px; align-items: center; margin: 6px 0; }
@@ -191,12 +192,23 @@ def _sort_key(value: Any) -> str:
     return f' data-sort="{number:.6g}"' if number is not None else ""
 
 
-def _num_td(value: float | None, metric: str | None = None, digits: str | None = None) -> str:
-    title = _title(m.reading(metric, value) if metric else None)
+def _num_td(
+    value: float | None,
+    metric: str | None = None,
+    digits: str | None = None,
+    interval: Any = None,
+) -> str:
+    """A number cell; with an interval (``stats.Estimate``) the value reads "77.8 ±2.1" and the
+    tooltip gives the interval in full beside the real-world reading."""
+    reading = m.reading(metric, value) if metric else None
     if value is None:
         return '<td class="num" data-sort="">–</td>'
     text = format(value, digits) if digits else fmt(value)
-    return f'<td class="num" data-sort="{value:.6g}"{title}>{escape(text)}</td>'
+    if interval is not None:
+        half = (interval.high - interval.low) / 2
+        text += f" ±{format(half, digits) if digits else fmt(half)}"
+        reading = "; ".join(x for x in (m.interval_text(interval, digits or ".3g"), reading) if x)
+    return f'<td class="num" data-sort="{value:.6g}"{_title(reading)}>{escape(text)}</td>'
 
 
 def _tps(result: Result) -> float | None:
@@ -398,7 +410,15 @@ def _charts(results: Sequence[Result]) -> str:
         size, tps = m.file_size_gb(r), _tps(r)
         if size is None or tps is None:
             return None
-        return Point(size, tps, f"{name(r)}: {tps:.1f} t/s, {size:.2f} GB file")
+        interval = m.estimate(r, "interactive", "tokens_per_second")
+        ci = f" ({m.interval_text(interval, '.1f')})" if interval else ""
+        return Point(
+            size,
+            tps,
+            f"{name(r)}: {tps:.1f} t/s{ci}, {size:.2f} GB file",
+            y_low=interval.low if interval else None,
+            y_high=interval.high if interval else None,
+        )
 
     def memory_point(r: Result) -> Point | None:
         size, memory = m.file_size_gb(r), m.number(m.dig(r, "derived", "memory_gb"))
@@ -555,10 +575,16 @@ TABLE_COLUMNS: tuple[tuple[str, str | None, str | None, Callable[[Result], float
     ),
     ("t/s", "tokens_per_second", ".1f", _tps),
     (
-        "ITL CV %",
-        "itl_cv_percent",
+        "Pace CV %",
+        "steadiness_cv_percent",
         ".0f",
-        lambda r: m.number(m.profile_metrics(r, "interactive").get("itl_cv_percent")),
+        lambda r: m.number(m.profile_metrics(r, "interactive").get("steadiness_cv_percent")),
+    ),
+    (
+        "Stalls/run",
+        None,
+        ".0f",
+        lambda r: m.number(m.profile_metrics(r, "interactive").get("stalls_per_run")),
     ),
     (
         "Max context",
@@ -591,6 +617,18 @@ TABLE_COLUMNS: tuple[tuple[str, str | None, str | None, Callable[[Result], float
 )
 
 
+def _no_interval(_: Result) -> None:
+    return None
+
+
+# the columns whose value is a median of repeated runs, with where its interval is kept
+_INTERVALS: dict[str, Callable[[Result], Any]] = {
+    "TTFT s": lambda r: m.estimate(r, "interactive", "ttft_seconds"),
+    "t/s": lambda r: m.estimate(r, "interactive", "tokens_per_second"),
+    "Docs/h": lambda r: m.estimate(r, "batch", "docs_per_hour"),
+}
+
+
 def _results_table(results: Sequence[Result]) -> str:
     with_host = spans_hosts(results)
     head = "".join(
@@ -606,7 +644,10 @@ def _results_table(results: Sequence[Result]) -> str:
             f"<td>{escape(str(r.get('status')))}</td>",
             f'<td class="{rating_class(rating)}" data-sort="{m.RATING_POINTS.get(str(rating), -1)}">{escape(str(rating or "not rated"))}</td>',
         ]
-        tds += [_num_td(get(r), metric, digits) for _, metric, digits, get in TABLE_COLUMNS]
+        tds += [
+            _num_td(get(r), metric, digits, _INTERVALS.get(header, _no_interval)(r))
+            for header, metric, digits, get in TABLE_COLUMNS
+        ]
         rows.append(
             f'<tr data-rating="{escape(str(rating or ""))}" data-status="{escape(str(r.get("status")))}" '
             f'data-profiles="{escape(profiles)}">{"".join(tds)}</tr>'
@@ -665,14 +706,21 @@ def _metric_rows(
     if profile == "stress":
         items.append(("max temperature °C", m.stress_max_temperature(metrics), "max_temperature_c"))
         items.append(("tokens/s drop %", m.stress_tps_drop_percent(metrics), "tps_drop_percent"))
+    intervals = metrics.get("measurements")
     for name, value, metric in items:
         check = _threshold_for(checks, profile, metric)
         threshold = ""
         if check:
             sign = "≥" if check.get("higher_is_better") else "≤"
             verdict = "met" if check.get("met") else "missed"
+            if check.get("borderline"):
+                verdict = f"borderline, {verdict}: the interval reaches across the threshold"
             threshold = f"{sign} {fmt(check.get('threshold'))} ({verdict})"
-        rows.append((name, value, threshold, m.reading(metric, value) or ""))
+        shown = value
+        found = m.estimate_from(intervals.get(name)) if isinstance(intervals, Mapping) else None
+        if found is not None:
+            shown = f"{fmt(value)} ({m.interval_text(found)})"
+        rows.append((name, shown, threshold, m.reading(metric, value) or ""))
     return rows
 
 

@@ -6,7 +6,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from pytest_llmbench import system
+from pytest_llmbench import noise, system
 from pytest_llmbench.recommend import enrich_report
 from pytest_llmbench.report.csv_report import write_csv
 from pytest_llmbench.report.html_report import write_html
@@ -16,7 +16,9 @@ from pytest_llmbench.session import BenchSession
 
 def run_metadata(session: BenchSession, exit_status: int | None = None) -> dict[str, Any]:
     ended = time.time()
+    target = session.settings.measurement.target_precision_percent
     return {
+        "noise": noise.noise_floor(session.machine_state, session.store.cells(), target),
         "timestamp": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(session.started_at)),
         "hostname": system.hostname(),
         "hardware": system.hardware(),
