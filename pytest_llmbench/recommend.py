@@ -15,6 +15,8 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 from pytest_llmbench import metrics as m
+from pytest_llmbench import stats
+from pytest_llmbench.termination import BITS_PER_WEIGHT
 
 PASS, WARN, FAIL = "✓", "⚠", "✗"
 MARK_ORDER = {PASS: 0, WARN: 1, FAIL: 2}
@@ -51,6 +53,11 @@ class OverallBest:
     cell_id: str
     score: float
     reasons: tuple[str, ...]
+    tied_with: tuple[str, ...] = ()  # cells whose score is within measurement noise
+    fastest: str | None = None  # named when the choice is not the fastest cell
+
+
+TIE_RULE = "higher-precision quantization first, then less memory"
 
 
 # ------------------------------------------------------------------ helpers
@@ -148,6 +155,8 @@ def _use_case(
         )
         ranked.append(((MARK_ORDER[mark], *order), line))
     ranked.sort(key=lambda pair: pair[0])
+    if key == "interactive":
+        ranked = [((), line) for line in break_speed_ties([line for _, line in ranked])]
     suitable = [line for _, line in ranked if line.mark != FAIL]
     unsuitable = [line for _, line in ranked if line.mark == FAIL]
     shown = suitable[:MAX_SUITABLE] + unsuitable[:MAX_UNSUITABLE]
@@ -178,9 +187,76 @@ def _interactive(result: Result) -> tuple[str, str, dict[str, Any], tuple[float,
         mark = WARN
     noisy = ", noisy" if metrics.get("noisy") else ""
     reading = m.interpret(m.TOKENS_PER_SECOND, tps)
-    summary = f"{rating.capitalize()} ({tps:.1f} t/s, {ttft:.2f} s TTFT{noisy}): {reading}"
-    numbers = {"tokens_per_second": tps, "ttft_seconds": ttft, "rating": rating}
+    interval = m.estimate(result, "interactive", "tokens_per_second")
+    speed = f"{tps:.1f} t/s" + (f" [{interval.low:.1f}–{interval.high:.1f}]" if interval else "")
+    summary = f"{rating.capitalize()} ({speed}, {ttft:.2f} s TTFT{noisy}): {reading}"
+    numbers = {
+        "tokens_per_second": tps,
+        "tokens_per_second_low": interval.low if interval else None,
+        "tokens_per_second_high": interval.high if interval else None,
+        "ttft_seconds": ttft,
+        "rating": rating,
+        "bits_per_weight": _bits(result),
+        "memory_gb": m.number(m.dig(result, "derived", "memory_gb")),
+    }
     return mark, summary, numbers, (-m.RATING_POINTS.get(rating, 0), -tps, ttft)
+
+
+def _bits(result: Result) -> float:
+    return BITS_PER_WEIGHT.get(str(result.get("quant")), 8.0)
+
+
+def _speed_estimate(numbers: Mapping[str, Any]) -> stats.Estimate | None:
+    low, high = numbers.get("tokens_per_second_low"), numbers.get("tokens_per_second_high")
+    if low is None or high is None:
+        return None
+    return stats.Estimate(numbers["tokens_per_second"], low, high, 0, 0.0, "")
+
+
+def _tie_rule_key(numbers: Mapping[str, Any]) -> tuple[float, float]:
+    """Higher precision first, then less memory (unknown memory last)."""
+    memory = numbers.get("memory_gb")
+    return (-(numbers.get("bits_per_weight") or 0.0), memory if memory is not None else 1e9)
+
+
+def break_speed_ties(lines: Sequence[Line]) -> list[Line]:
+    """Lines whose decode-speed intervals overlap the leader's (with the same mark and rating)
+    are tied: they are ordered by the tie rule and say so.  Lines without an interval (older
+    reports) keep their order."""
+    out = list(lines)
+    start = 0
+    while start < len(out):
+        leader = out[start]
+        lead = _speed_estimate(leader.numbers)
+        end = start + 1
+        while (
+            lead is not None
+            and end < len(out)
+            and out[end].mark == leader.mark
+            and out[end].numbers.get("rating") == leader.numbers.get("rating")
+            and (other := _speed_estimate(out[end].numbers)) is not None
+            and stats.tied(lead, other)
+        ):
+            end += 1
+        group = sorted(out[start:end], key=lambda line: _tie_rule_key(line.numbers))
+        if len(group) > 1:
+            names = [line.label for line in group]
+            group = [
+                Line(
+                    line.mark,
+                    line.label,
+                    line.cell_id,
+                    line.summary
+                    + "; tied with "
+                    + ", ".join(n for n in names if n != line.label)
+                    + f" within measurement noise (order: {TIE_RULE})",
+                    line.numbers,
+                )
+                for line in group
+            ]
+        out[start:end] = group
+        start = end
+    return out
 
 
 def _long_context(
@@ -307,7 +383,13 @@ def overall_best(results: Sequence[Result], metadata: Mapping[str, Any]) -> Over
     speed), memory headroom and accuracy.  Accuracy is weighed against the most accurate cell
     in the report, not only against the model's own best quant: a small model that keeps all of
     its little accuracy is not the best choice for work that needs accuracy.  Only cells that
-    ran and were not rated failed are eligible."""
+    ran and were not rated failed are eligible.
+
+    Never inside the noise: cells whose score, with decode speed anywhere in its interval,
+    can match the top score are tied, and the tie rule (:data:`TIE_RULE`) picks among them.  A
+    lower quantization whose quality loss was not measured is not chosen over a higher one of
+    the same model that is rated as well: its edge is speed alone.  The fastest cell is then
+    named beside the choice."""
     eligible = [
         r
         for r in results
@@ -319,27 +401,75 @@ def overall_best(results: Sequence[Result], metadata: Mapping[str, Any]) -> Over
     top_tps = max((_tps(r) or 0.0 for r in eligible), default=0.0)
     top_quality = max((_quality(r) or 0.0 for r in eligible), default=0.0)
 
-    def score(result: Result) -> float:
+    def balance(result: Result) -> float:
         ratings = [v for v in (m.dig(result, "derived", "profile_ratings") or {}).values() if v]
-        balance = sum(m.RATING_POINTS[v] for v in ratings) / (4 * len(ratings)) if ratings else 0.0
-        speed = (_tps(result) or 0.0) / top_tps if top_tps else 0.0
+        return sum(m.RATING_POINTS[v] for v in ratings) / (4 * len(ratings)) if ratings else 0.0
+
+    def score(result: Result, tps: float | None = None) -> float:
+        tps = _tps(result) if tps is None else tps
+        speed = (tps or 0.0) / top_tps if top_tps else 0.0
         memory, ram = m.dig(result, "derived", "memory_gb"), _ram_gb(result, metadata)
         headroom = max(0.0, 1 - memory / ram) if memory is not None and ram else None
         quality = _quality(result)
         accuracy = quality / top_quality if quality is not None and top_quality else None
         neutral = 0.5  # an unmeasured part neither helps nor hurts one cell against another
         return (
-            0.4 * (0.7 * balance + 0.3 * speed)
+            0.4 * (0.7 * balance(result) + 0.3 * speed)
             + 0.2 * (headroom if headroom is not None else neutral)
             + 0.4 * (accuracy if accuracy is not None else neutral)
         )
 
-    winner = max(eligible, key=lambda r: (score(r), _tps(r) or 0.0))
+    def score_range(result: Result) -> tuple[float, float]:
+        interval = m.estimate(result, "interactive", "tokens_per_second")
+        if interval is None:
+            return score(result), score(result)
+        return score(result, interval.low), score(result, interval.high)
+
+    def rule_key(result: Result) -> tuple[float, float]:
+        memory = m.number(m.dig(result, "derived", "memory_gb"))
+        return (_bits(result), -(memory if memory is not None else 1e9))
+
+    top = max(eligible, key=lambda r: (score(r), _tps(r) or 0.0))
+    floor = score_range(top)[0]
+    tied = [r for r in eligible if score_range(r)[1] >= floor]
+    winner = max(tied, key=rule_key)
+    notes: list[str] = []
+    if len(tied) > 1:
+        others = ", ".join(label(r) for r in tied if r is not winner)
+        notes.append(
+            f"tied with {others} within measurement noise; chosen by the tie rule: {TIE_RULE}"
+        )
+    if _quality(winner) is None:
+        same_model = [
+            r
+            for r in eligible
+            if r.get("model") == winner.get("model")
+            and r.get("variant") == winner.get("variant")
+            and _bits(r) > _bits(winner)
+            and _quality(r) is None
+            and balance(r) >= balance(winner)
+        ]
+        if same_model:
+            faster = winner
+            winner = max(same_model, key=rule_key)
+            notes.append(
+                f"chosen over {label(faster)}, whose edge is speed alone: its quality loss was "
+                "not measured (run -m quality to weigh it)"
+            )
+    fastest = max(eligible, key=lambda r: _tps(r) or 0.0)
+    fastest_text = None
+    if fastest is not winner and _tps(fastest) is not None:
+        interval = m.estimate(fastest, "interactive", "tokens_per_second")
+        ci = f" ({m.interval_text(interval, '.1f')})" if interval else ""
+        fastest_text = f"{label(fastest)} at {_tps(fastest):.1f} t/s{ci}"
+        notes.append(f"fastest: {fastest_text}")
     return OverallBest(
         label(winner, spans_hosts(results)),
         str(winner.get("cell_id", "")),
         round(100 * score(winner), 1),
-        tuple(_reasons(winner, metadata, _best_quality_by_model(eligible))),
+        tuple(_reasons(winner, metadata, _best_quality_by_model(eligible)) + notes),
+        tuple(label(r) for r in tied if r is not winner),
+        fastest_text,
     )
 
 
@@ -383,7 +513,11 @@ def _reasons(
     metrics = m.profile_metrics(result, "interactive")
     tps, ttft = m.number(metrics.get("tokens_per_second")), m.number(metrics.get("ttft_seconds"))
     if tps is not None and ttft is not None:
-        reasons.append(f"{tps:.1f} t/s, {ttft:.2f} s TTFT: {m.interpret(m.TOKENS_PER_SECOND, tps)}")
+        interval = m.estimate(result, "interactive", "tokens_per_second")
+        ci = f" ({m.interval_text(interval, '.1f')})" if interval else ""
+        reasons.append(
+            f"{tps:.1f} t/s{ci}, {ttft:.2f} s TTFT: {m.interpret(m.TOKENS_PER_SECOND, tps)}"
+        )
     cost_benefit = m.number(m.dig(result, "derived", "cost_benefit_score"))
     if cost_benefit is not None:
         reasons.append(f"cost-benefit score {cost_benefit:.0f} / 100")
@@ -451,8 +585,8 @@ def key_findings(
     ]
     if noisy:
         findings.append(
-            f"noisy decode speed (run-to-run CV above {m.NOISY_CV_PERCENT:.0f} %), treat as approximate: "
-            + ", ".join(noisy)
+            "decode speed not measured to the target precision within the run limits "
+            "(see the noise section), treat as approximate: " + ", ".join(noisy)
         )
     if found := extreme(temperature, True):
         hottest, degrees = found
