@@ -99,6 +99,20 @@ METRICS: tuple[Metric, ...] = (
     Metric(
         "quality", "quality overall %", ("profiles", "quality", "metrics", "overall"), True, ".1f"
     ),
+    Metric(
+        "kld",
+        "divergence mean KLD",
+        ("profiles", "divergence", "metrics", "mean_kld"),
+        False,
+        ".4f",
+    ),
+    Metric(
+        "same_top",
+        "divergence same top token %",
+        ("profiles", "divergence", "metrics", "same_top_percent"),
+        True,
+        ".2f",
+    ),
     Metric("load_time", "load time s", ("server", "load_seconds"), False, ".2f"),
     # the most memory the server was seen to hold over every profile (metrics.memory_gb)
     Metric("peak_rss", "peak RSS GiB", ("derived", "memory_gb"), False, ".3f"),

@@ -30,7 +30,16 @@ KNOWN_QUANTS = (
 
 # Also the order of a cell's tests: profiles on the cell's default server first, then those that
 # need a server of their own (long context, embeddings); stress runs after every cell.
-PROFILES = ("load", "interactive", "batch", "quality", "long_context", "embedding", "stress")
+PROFILES = (
+    "load",
+    "interactive",
+    "batch",
+    "quality",
+    "long_context",
+    "embedding",
+    "stress",
+    "divergence",
+)
 
 
 class ConfigError(Exception):
@@ -110,6 +119,20 @@ class EmbeddingThresholds:
 
 
 @dataclass(frozen=True)
+class DivergenceThresholds:
+    """Defaults from llama.cpp's published KL-divergence tables (8B-class models): Q8_0 and Q6_K
+    stay under 0.01 with ≥ 97 % same top token, Q4_K_M near 0.03–0.05 and ~92 %, Q3_K_M near
+    0.1 and ~87 %, Q2_K 0.3 and more with under 80 %.  The limits pass Q3_K_M and up and flag
+    the loss of Q2_K-class files; small models lose more at every level."""
+
+    max_kld: float = 0.3  # mean KL divergence from the reference (nats per token)
+    min_same_top_percent: float = 75.0  # most likely token the same as the reference's
+    max_ppl_increase_percent: float = 30.0  # perplexity above the reference's
+    tokens: int = 8192  # text tokens evaluated (chunks of ctx); the second half of each scored
+    ctx: int = 512
+
+
+@dataclass(frozen=True)
 class MeasurementSettings:
     """How often a profile repeats its measured request when ``repetitions`` is ``auto``."""
 
@@ -137,6 +160,7 @@ class Thresholds:
     quality: QualityThresholds = field(default_factory=QualityThresholds)
     stress: StressThresholds = field(default_factory=StressThresholds)
     embedding: EmbeddingThresholds = field(default_factory=EmbeddingThresholds)
+    divergence: DivergenceThresholds = field(default_factory=DivergenceThresholds)
 
 
 @dataclass(frozen=True)
@@ -165,7 +189,14 @@ class Settings:
 
     llama_cpp: LlamaCppSettings = field(default_factory=LlamaCppSettings)
     test_mode: str = "full"
-    profiles: tuple[str, ...] = ("load", "interactive", "long_context", "batch", "quality")
+    profiles: tuple[str, ...] = (
+        "load",
+        "interactive",
+        "long_context",
+        "batch",
+        "quality",
+        "divergence",
+    )
     thresholds: Thresholds = field(default_factory=Thresholds)
     measurement: MeasurementSettings = field(default_factory=MeasurementSettings)
     limits: Limits = field(default_factory=Limits)
@@ -255,6 +286,7 @@ class Model:
     file_sizes_gb: dict[str, float] = field(default_factory=dict)
     category: str | None = None  # tiny, small, medium or large: picks CI subsets
     variants: dict[str, Variant] = field(default_factory=dict)  # parsed by _load_variants
+    reference: str | None = None  # the quant the divergence profile compares against
 
     @property
     def quants(self) -> tuple[str, ...]:
@@ -450,6 +482,14 @@ def _validate_settings(s: Settings, path: Path) -> None:
             m.target_precision_percent,
             "expected a percentage > 0",
         )
+    div = s.thresholds.divergence
+    if div.ctx < 16 or div.tokens < div.ctx:
+        raise ConfigError(
+            path,
+            "thresholds.divergence.tokens",
+            div.tokens,
+            f"expected ctx ≥ 16 and tokens ≥ ctx ({div.ctx})",
+        )
     if s.thresholds.interactive.n_predict < 2:
         n = s.thresholds.interactive.n_predict
         raise ConfigError(path, "thresholds.interactive.n_predict", n, "expected ≥ 2 tokens")
@@ -535,6 +575,10 @@ def _validate_model(model: Model, path: Path, key: str) -> None:
             raise ConfigError(
                 path, f"{key}.source.quant", model.source.quant, "must also be listed under files"
             )
+    if model.reference is not None and model.reference not in model.files:
+        raise ConfigError(
+            path, f"{key}.reference", model.reference, "must be one of the model's files"
+        )
     if model.derive is not None:
         _check_quant(path, f"{key}.derive.from", model.derive.base)
         if model.derive.base not in model.files:

@@ -252,6 +252,14 @@ QUALITY_PERCENT = (
     (None, "reliable for this kind of task"),
 )
 
+KL_DIVERGENCE = (
+    (0.01, "indistinguishable from the reference in practice"),
+    (0.05, "a slight loss: rare differences in wording"),
+    (0.15, "a noticeable loss: wording often differs, facts usually hold"),
+    (0.5, "a clear loss: answers drift from the reference's"),
+    (None, "a heavy loss: the model behaves like a different, weaker one"),
+)
+
 EMBEDDING_LATENCY_MS = (
     (10.0, "instant: fine for search-as-you-type"),
     (50.0, "fast enough for interactive search"),
@@ -274,6 +282,7 @@ TABLES = {
     "memory_growth_mb": MEMORY_GROWTH_MB,
     "quality_percent": QUALITY_PERCENT,
     "embedding_latency_ms": EMBEDDING_LATENCY_MS,
+    "mean_kld": KL_DIVERGENCE,
 }
 
 
@@ -738,6 +747,25 @@ def threshold_checks(
         False,
         False,
     )
+    diverged = profile_metrics(cell, "divergence")
+    t = thresholds.get("divergence") or {}
+    add("divergence", "mean_kld", number(diverged.get("mean_kld")), t.get("max_kld"), False, False)
+    add(
+        "divergence",
+        "same_top_percent",
+        number(diverged.get("same_top_percent")),
+        t.get("min_same_top_percent"),
+        True,
+        False,
+    )
+    add(
+        "divergence",
+        "ppl_increase_percent",
+        number(diverged.get("ppl_increase_percent")),
+        t.get("max_ppl_increase_percent"),
+        False,
+        False,
+    )
     embedding = profile_metrics(cell, "embedding")
     t = thresholds.get("embedding") or {}
     latency = first_number(embedding, "latency_ms", "median_latency_ms")
@@ -780,6 +808,7 @@ def derive_cell(cell: Mapping[str, Any], settings: Mapping[str, Any]) -> dict[st
         if isinstance(entry, Mapping)
     }
     tps = number(profile_metrics(cell, "interactive").get("tokens_per_second"))
+    same_top = number(profile_metrics(cell, "divergence").get("same_top_percent"))
     memory = memory_gb(cell)
     context = context_tokens(cell, int(default_ctx) if default_ctx else None)
     quality = quality_overall(profile_metrics(cell, "quality"))
@@ -791,7 +820,17 @@ def derive_cell(cell: Mapping[str, Any], settings: Mapping[str, Any]) -> dict[st
         "context_tokens": context,
         "efficiency_score": efficiency_score(tps, context, memory),
         "quality_overall": quality,
-        "cost_benefit_raw": cost_benefit_raw(quality, tps, memory),
+        # what accuracy decisions use: agreement with the reference when it was measured
+        # (precise, per quant), else the quiz's overall score
+        "accuracy": same_top if same_top is not None else quality,
+        "accuracy_source": "divergence"
+        if same_top is not None
+        else "quality"
+        if quality is not None
+        else None,
+        "cost_benefit_raw": cost_benefit_raw(
+            same_top if same_top is not None else quality, tps, memory
+        ),
         "profile_ratings": ratings,
         "rating": rating,
         "checks": [c.as_dict() for c in checks],

@@ -343,6 +343,20 @@ def base_cell(cell: Cell) -> Cell:
     return Cell(cell.model, cell.model.derive.base)
 
 
+def reference_quant(model: Model, quant: str, store: ModelStore) -> str | None:
+    """The quant a cell's divergence is measured against: ``reference`` from the catalog; for a
+    derived quant, the file it was made from (the loss of requantizing); otherwise the
+    highest-precision file of the model on disk (derived files never count: they cannot be more
+    precise than their source).  None when no candidate is on disk."""
+    if model.reference is not None:
+        return model.reference
+    derived = model.derive.quants if model.derive else ()
+    if model.derive is not None and quant in derived:
+        return model.derive.base
+    on_disk = [q for q in model.quants if q not in derived and known_file(Cell(model, q), store)[0]]
+    return max(on_disk, key=lambda q: termination.BITS_PER_WEIGHT.get(q, 8.0), default=None)
+
+
 def known_file(cell: Cell, store: ModelStore) -> tuple[Path | None, int | None]:
     """The cell's file and size if it is on disk already (store or package); nothing is made."""
     path = store.find(cell.model, cell.quant)

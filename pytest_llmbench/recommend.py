@@ -334,6 +334,35 @@ def _accuracy(
     return judge
 
 
+def _divergence(
+    max_kld: float, min_same_top: float
+) -> Callable[[Result], tuple[str, str, dict[str, Any], tuple[float, ...]] | None]:
+    def judge(result: Result) -> tuple[str, str, dict[str, Any], tuple[float, ...]] | None:
+        metrics = m.profile_metrics(result, "divergence")
+        kld, same = m.number(metrics.get("mean_kld")), m.number(metrics.get("same_top_percent"))
+        if kld is None or same is None:
+            return None
+        met = (kld <= max_kld) + (same >= min_same_top)
+        mark = PASS if met == 2 else WARN if met == 1 else FAIL
+        reference = metrics.get("reference_quant") or "the reference"
+        if metrics.get("is_reference"):
+            summary = f"the reference ({reference}): no loss by definition"
+        else:
+            pm = m.number(metrics.get("same_top_pm"))
+            spread = f" ± {pm:.1f}" if pm is not None else ""
+            summary = (
+                f"same top token as {reference} {same:.1f}{spread} %, mean KLD {kld:.3g}: "
+                f"{m.interpret(m.KL_DIVERGENCE, kld)}"
+            )
+        quiz = m.quality_category(m.profile_metrics(result, "quality"), "math")
+        if quiz is not None:
+            summary += f" (quiz: {quiz:.0f} % math)"
+        numbers = {"mean_kld": kld, "same_top_percent": same, "reference": reference}
+        return mark, summary, numbers, (-same, kld)
+
+    return judge
+
+
 def use_cases(results: Sequence[Result], settings: Mapping[str, Any]) -> list[UseCase]:
     thresholds = settings.get("thresholds") or {}
     sizes = m.dig(thresholds, "long_context", "test_sizes")
@@ -343,6 +372,21 @@ def use_cases(results: Sequence[Result], settings: Mapping[str, Any]) -> list[Us
         else None
     )
     min_math = m.number(m.dig(thresholds, "quality", "min_math_score")) or 80.0
+    diverged = any(m.profile_metrics(r, "divergence").get("mean_kld") is not None for r in results)
+    if diverged:  # measured per quant against a reference: precise; the quiz is a second signal
+        max_kld = m.number(m.dig(thresholds, "divergence", "max_kld")) or 0.3
+        min_same = m.number(m.dig(thresholds, "divergence", "min_same_top_percent")) or 75.0
+        accuracy = _use_case(
+            "accuracy",
+            "Accuracy-critical work (loss against the reference)",
+            "divergence",
+            results,
+            _divergence(max_kld, min_same),
+        )
+    else:
+        accuracy = _use_case(
+            "accuracy", "Accuracy-critical work (math)", "quality", results, _accuracy(min_math)
+        )
     return [
         _use_case("interactive", "Interactive storytelling", "interactive", results, _interactive),
         _use_case(
@@ -353,9 +397,7 @@ def use_cases(results: Sequence[Result], settings: Mapping[str, Any]) -> list[Us
             _long_context(largest),
         ),
         _use_case("batch", "Document batch processing", "batch", results, _batch),
-        _use_case(
-            "accuracy", "Accuracy-critical work (math)", "quality", results, _accuracy(min_math)
-        ),
+        accuracy,
     ]
 
 
@@ -474,7 +516,12 @@ def overall_best(results: Sequence[Result], metadata: Mapping[str, Any]) -> Over
 
 
 def _quality(result: Result) -> float | None:
-    return m.number(m.dig(result, "derived", "quality_overall"))
+    """The accuracy decisions weigh: agreement with the reference (divergence profile) when it
+    was measured, else the quiz's overall score."""
+    accuracy = m.number(m.dig(result, "derived", "accuracy"))
+    return (
+        accuracy if accuracy is not None else m.number(m.dig(result, "derived", "quality_overall"))
+    )
 
 
 def _tps(result: Result) -> float | None:
@@ -503,7 +550,15 @@ def _reasons(
         reasons.append(f"memory: {memory:.2f} GB, {m.interpret(m.MEMORY_GB, memory)}")
     quality = m.number(m.dig(result, "derived", "quality_overall"))
     best = best_quality.get(str(result.get("model")))
-    if quality is not None and best:
+    diverged = m.profile_metrics(result, "divergence")
+    if m.number(diverged.get("same_top_percent")) is not None:
+        reasons.append(
+            f"accuracy: same top token as {diverged.get('reference_quant') or 'the reference'} "
+            f"{diverged['same_top_percent']:.1f} % of the time, mean KLD "
+            f"{m.number(diverged.get('mean_kld')) or 0:.3g} "
+            f"({m.interpret(m.KL_DIVERGENCE, m.number(diverged.get('mean_kld')) or 0.0)})"
+        )
+    elif quality is not None and best:
         reasons.append(
             f"accuracy retention: {100 * quality / best:.0f} % of the model's best quantization "
             f"({quality:.0f} % overall quality)"

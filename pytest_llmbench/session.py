@@ -96,6 +96,22 @@ class BenchSession:
     def quantize_binary(self) -> Path:
         return find_tool("llama-quantize", str(self.server_binary()))
 
+    def perplexity_binary(self) -> Path:
+        return find_tool("llama-perplexity", str(self.server_binary()))
+
+    def reference(self, cell: Cell) -> tuple[str, Path, str]:
+        """The divergence reference of ``cell``: its quant, file (derived if need be) and sha256."""
+        store = self.model_store()
+        quant = models.reference_quant(cell.model, cell.quant, store)
+        if quant is None:
+            raise models.ModelUnavailable(
+                f"{cell.model.id}: no reference file on disk for the divergence profile; set "
+                f"reference: QUANT in models.yaml or put a higher-precision file in {store.root}"
+            )
+        path = models.resolve(Cell(cell.model, quant), store, self.quantize_binary, self.progress)
+        record = store.lookup(path) or {}
+        return quant, path, str(record.get("sha256") or models.sha256_file(path))
+
     # -------------------------------------------------------------- cell lifecycle
 
     def model_store(self) -> models.ModelStore:

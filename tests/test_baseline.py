@@ -148,9 +148,9 @@ def test_reports_without_samples_are_compared_by_value_with_a_note() -> None:
 
 def test_every_metric_is_read_from_keys_the_report_writes() -> None:
     """Each table entry finds its value in a cell record (peak RSS from the derived section)."""
-    current = full_report()
+    current = full_report(divergence=True)
     _with(current, CELL, "long_context", "prompt_tokens_per_second", 300.0)
-    base = full_report()
+    base = full_report(divergence=True)
     _with(base, CELL, "long_context", "prompt_tokens_per_second", 400.0)
     comparison = baseline.compare(base, current, baseline.parse_thresholds(["peak_rss:1%"]))
     compared = {r.metric.name for r in comparison.rows if r.cell_id == CELL}
@@ -306,10 +306,9 @@ def _faster_baseline(path: Path, factor: float) -> float:
     (result,) = data["results"]
     metrics = result["profiles"]["interactive"]["metrics"]
     metrics["tokens_per_second"] *= factor
-    kept = metrics["measurements"]["tokens_per_second"]
-    metrics["measurements"]["tokens_per_second"] = measurement(
-        [v * factor for v in kept["samples"]], kept["unit"]
-    )
+    # without samples the baseline is compared by value, as an older report would be: two
+    # fast-threshold runs have two samples each, too few to prove anything on a busy machine
+    metrics.pop("measurements")
     path.write_text(json.dumps(data))
     return metrics["tokens_per_second"]
 

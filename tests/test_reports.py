@@ -90,6 +90,7 @@ def test_html_puts_recommendations_first_and_draws_every_chart() -> None:
     order = [page.index(f'id="{s}"') for s in ("summary", "recommendations", "matrix", "charts", "details", "skipped", "appendices")]  # fmt: skip
     assert order == sorted(order)
     assert "Overall best: Qwen2.5-1.5B-Instruct Q4_K_M" in page
+    page = render_html(enrich_report(full_report(divergence=True)))
     for chart in CHART_IDS:
         svg = re.search(rf'<svg class="chart" data-chart="{chart}"[^>]*>(.*?)</svg>', page, re.S)
         assert svg, chart
@@ -414,3 +415,25 @@ def test_noise_floor_warns_about_a_busy_machine_and_noise_wider_than_the_target(
     assert "wider than the requested precision (1 %)" in busy["warnings"][1]
     state = noise.machine_state()
     assert state["cores"] >= 1 and "load_average_1m" in state
+
+
+def test_divergence_decides_the_accuracy_use_case_and_reaches_csv_and_html() -> None:
+    from pytest_llmbench.recommend import enrich_report
+    from pytest_llmbench.report.csv_report import csv_text
+
+    report = enrich_report(full_report(divergence=True))
+    case = next(c for c in report["recommendations"]["use_cases"] if c["key"] == "accuracy")
+    assert case["profile"] == "divergence" and "loss against the reference" in case["title"]
+    by_cell = {line["cell_id"]: line for line in case["lines"]}
+    assert by_cell["smollm2-135m-Q2_K"]["mark"] == "⚠"  # KLD over the limit, same top within
+    assert "the reference (Q8_0)" in by_cell["qwen2.5-1.5b-Q8_0"]["summary"]
+    assert "same top token as Q8_0 92.5" in by_cell["qwen2.5-1.5b-Q4_K_M"]["summary"]
+    rows = list(csv.DictReader(io.StringIO(csv_text(report["results"]))))
+    q2 = next(r for r in rows if r["cell_id"] == "smollm2-135m-Q2_K")
+    assert (q2["divergence_kld"], q2["divergence_same_top"], q2["divergence_reference"]) == (
+        "0.42",
+        "77",
+        "Q8_0",
+    )
+    page = render_html(report)
+    assert "KLD 0.42 vs Q8_0, same top token 77.0 %" in page  # the heat map's tooltip

@@ -17,7 +17,16 @@ from pytest_llmbench.models import atomic_write_text
 
 Result = Mapping[str, Any]
 QUALITY_CATEGORIES = ("math", "comprehension", "reasoning", "format")
-PROFILES = ("load", "interactive", "long_context", "batch", "quality", "stress", "embedding")
+PROFILES = (
+    "load",
+    "interactive",
+    "long_context",
+    "batch",
+    "quality",
+    "divergence",
+    "stress",
+    "embedding",
+)
 
 
 def _metric(profile: str, *keys: str) -> Callable[[Result], Any]:
@@ -90,6 +99,14 @@ COLUMNS: tuple[tuple[str, Callable[[Result], Any]], ...] = (
     *((f"quality_{c}", _quality(c)) for c in QUALITY_CATEGORIES),
     ("quality_overall", lambda r: m.quality_overall(m.profile_metrics(r, "quality"))),
     ("quality_rating", _rating("quality")),
+    ("divergence_reference", lambda r: m.profile_metrics(r, "divergence").get("reference_quant")),
+    ("divergence_kld", _metric("divergence", "mean_kld")),
+    ("divergence_kld_pm", _metric("divergence", "mean_kld_pm")),
+    ("divergence_kld_p99", _metric("divergence", "kld_p99")),
+    ("divergence_same_top", _metric("divergence", "same_top_percent")),
+    ("divergence_same_top_pm", _metric("divergence", "same_top_pm")),
+    ("divergence_ppl", _metric("divergence", "ppl")),
+    ("divergence_ppl_ratio", _metric("divergence", "ppl_ratio")),
     ("stress_max_temperature", lambda r: m.stress_max_temperature(m.profile_metrics(r, "stress"))),
     ("stress_tps_drop", lambda r: m.stress_tps_drop_percent(m.profile_metrics(r, "stress"))),
     *_with_interval("embedding_latency_ms", "embedding", "latency_ms"),

@@ -354,6 +354,14 @@ def _heatmap(results: Sequence[Result]) -> str:
             tip += [f"{k} {v}" for k, v in ratings.items() if v]
             if tps is not None:
                 tip.append(f"{tps:.1f} t/s: {m.interpret(m.TOKENS_PER_SECOND, tps)}")
+            diverged = m.profile_metrics(result, "divergence")
+            kld = m.number(diverged.get("mean_kld"))
+            if kld is not None:
+                tip.append(
+                    f"KLD {kld:.3g} vs {diverged.get('reference_quant')}, same top token "
+                    f"{m.number(diverged.get('same_top_percent')) or 0:.1f} %: "
+                    f"{m.interpret(m.KL_DIVERGENCE, kld)}"
+                )
             if result.get("skip_reason"):
                 tip.append(str(result["skip_reason"]))
             headline = (
@@ -500,6 +508,27 @@ def _charts(results: Sequence[Result]) -> str:
             empty_message="not measured: run the long_context profile",
         )
     )
+
+    def kld_point(r: Result) -> Point | None:
+        size = m.file_size_gb(r)
+        diverged = m.profile_metrics(r, "divergence")
+        kld = m.number(diverged.get("mean_kld"))
+        if size is None or kld is None:
+            return None
+        pm = m.number(diverged.get("mean_kld_pm")) or 0.0
+        tip = f"{name(r)}: KLD {kld:.3g} ± {pm:.2g} vs {diverged.get('reference_quant')}, {size:.2f} GB file"
+        return Point(size, kld, tip, y_low=max(0.0, kld - pm), y_high=kld + pm)
+
+    charts.append(
+        xy_chart(
+            "size-vs-kld",
+            "Size vs quality loss (KL divergence from the reference)",
+            "model file size (GB)",
+            "mean KL divergence",
+            _series_by(results, model_name, kld_point),
+            empty_message="not measured: run the divergence profile",
+        )
+    )
     stressed = any(m.stress_samples(m.profile_metrics(r, "stress")) for r in results)
     for chart_id, title, axis, attr in (
         (
@@ -545,6 +574,7 @@ def _charts(results: Sequence[Result]) -> str:
         "Resident memory of the llama-server process against the file size.",
         "Overall quality score per quantization; compare bars of one model.",
         "Load (prompt-processing) time per context size; hollow markers failed.",
+        "One line per model: smaller files lose more; lower is closer to the reference.",
         "CPU temperature sampled during the sustained stress run.",
         "Decode speed during the stress run; a falling line means throttling.",
     )
@@ -603,6 +633,18 @@ TABLE_COLUMNS: tuple[tuple[str, str | None, str | None, Callable[[Result], float
         "batch_docs_per_hour",
         ".0f",
         lambda r: m.number(m.profile_metrics(r, "batch").get("docs_per_hour")),
+    ),
+    (
+        "KLD",
+        "mean_kld",
+        ".3g",
+        lambda r: m.number(m.profile_metrics(r, "divergence").get("mean_kld")),
+    ),
+    (
+        "Same top %",
+        None,
+        ".1f",
+        lambda r: m.number(m.profile_metrics(r, "divergence").get("same_top_percent")),
     ),
     ("Math %", None, ".0f", lambda r: m.quality_category(m.profile_metrics(r, "quality"), "math")),
     ("Quality %", None, ".0f", lambda r: m.number(m.dig(r, "derived", "quality_overall"))),
