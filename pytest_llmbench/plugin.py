@@ -20,6 +20,7 @@ from pytest_llmbench.keys import (
     STRESS_PLAN_KEY,
 )
 from pytest_llmbench.matrix import Cell
+from pytest_llmbench.report.benchmark_json import write_benchmark_json
 from pytest_llmbench.report.merge import ReportError, load_report
 from pytest_llmbench.report.outputs import run_report, write_reports
 from pytest_llmbench.report.terminal import summary_lines
@@ -164,6 +165,12 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         metavar="DIR",
         help="where baselines are saved (default: ini llmbench_baseline_dir, then "
         "<rootdir>/.llmbench/baselines)",
+    )
+    group.addoption(
+        "--llm-benchmark-json",
+        metavar="PATH",
+        help="also write the run in pytest-benchmark's JSON format (pytest-benchmark compare, "
+        "github-action-benchmark's pytest tool): one benchmark per cell and timed metric",
     )
     parser.addini("llmbench_models", "path of the model catalog (models.yaml)")
     parser.addini("llmbench_baseline_dir", "baseline directory (relative to the rootdir)")
@@ -540,6 +547,9 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
                 session.exitstatus = pytest.ExitCode.TESTS_FAILED  # like --benchmark-compare-fail
                 report["metadata"]["exit_status"] = int(session.exitstatus)
         written = write_reports(bench, report=report)
+        if session.config.option.llm_benchmark_json:
+            target = Path(session.config.option.llm_benchmark_json).expanduser()
+            written.append(write_benchmark_json(report, target))
         session.config.stash[REPORTS_KEY] = written
         if plan is not None:
             interrupted = exitstatus in (

@@ -61,6 +61,10 @@ class InteractiveMeasurement:
             "tokens_per_second_summary": self.decode_tps.as_dict(),
             "itl_cv_summary": self.itl_cv_percent.as_dict() if self.itl_cv_percent else None,
             "server_prompt_ms": [r.server_prompt_ms for r in self.runs],
+            # per-run samples: what pytest-benchmark's export computes its stats over
+            "tokens_per_second_samples": [r.decode_tps for r in self.runs if r.decode_tps],
+            "ttft_seconds_samples": [r.ttft_s for r in self.runs],
+            "e2e_seconds_samples": [r.e2e_s for r in self.runs],
             "noisy": bool(
                 self.decode_tps.cv_percent and self.decode_tps.cv_percent > m.NOISY_CV_PERCENT
             ),
