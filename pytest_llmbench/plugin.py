@@ -23,6 +23,7 @@ from pytest_llmbench.matrix import Cell
 from pytest_llmbench.report.benchmark_json import write_benchmark_json
 from pytest_llmbench.report.merge import ReportError, load_report
 from pytest_llmbench.report.outputs import run_report, write_reports
+from pytest_llmbench.report.progress_lines import cell_line, write_line
 from pytest_llmbench.report.terminal import summary_lines
 from pytest_llmbench.session import BenchSession
 from pytest_llmbench.session_factory import build_session, close_run_logger
@@ -490,6 +491,10 @@ class OutcomeRecorder:
                 self._record(bench, cell, props, report)
             if progress.torn_down(cell.id, report.nodeid):
                 checkpoint.cell_done(bench, progress, cell.id)
+                gateway = getattr(getattr(report, "node", None), "gateway", None)
+                if gateway is not None:  # xdist: workers print nothing, so one line per cell
+                    record = bench.store.to_json().get(cell.id)
+                    write_line(self.config, cell_line(cell.id, gateway.id, record))
             return
         if report.when != "call" and report.outcome == "passed":
             return

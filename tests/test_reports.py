@@ -259,6 +259,11 @@ def test_real_run_writes_all_reports_and_fills_pytest_html_under_xdist(bench_pro
     result.assert_outcomes(passed=6)
     output = result.stdout.str()
     assert "RECOMMENDED CONFIGURATIONS" in output
+    # workers print nothing; the controller one line per finished cell, a line of its own
+    (finished,) = [line for line in result.outlines if "[llmbench]" in line]
+    assert re.fullmatch(
+        r"\[llmbench\] smollm2-135m-Q4_1 finished on gw0: 6 passed; .* t/s.*", finished
+    )
     assert (
         "Interactive storytelling:" in output
         and "Overall best: SmolLM2-135M-Instruct Q4_1" in output
