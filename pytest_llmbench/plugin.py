@@ -554,7 +554,10 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
         written = write_reports(bench, report=report)
         if session.config.option.llm_benchmark_json:
             target = Path(session.config.option.llm_benchmark_json).expanduser()
-            written.append(write_benchmark_json(report, target))
+            try:
+                written.append(write_benchmark_json(report, target))
+            except OSError as exc:  # the run's own reports are written: a warning, not a crash
+                bench.progress(f"warning: --llm-benchmark-json {target} not written: {exc}")
         session.config.stash[REPORTS_KEY] = written
         if plan is not None:
             interrupted = exitstatus in (
