@@ -61,6 +61,7 @@ from pytest_llmbench.registry import (
     parse_load_config,
     registry_path,
 )
+from pytest_llmbench.report.benchmark_json import write_benchmark_json
 from pytest_llmbench.report.csv_report import write_csv
 from pytest_llmbench.report.html_report import write_html
 from pytest_llmbench.report.merge import ReportError, load_report, merge_reports
@@ -139,6 +140,17 @@ def _report_compare(args: argparse.Namespace) -> int:
     return 1 if comparison.regressions else 0
 
 
+def _report_export(args: argparse.Namespace) -> int:
+    source: Path = args.input
+    target: Path = args.output or source.with_name(f"{source.stem}-benchmark.json")
+    if target.resolve() == source.resolve():
+        raise UsageError(f"{target}: the export would overwrite the input; choose another -o")
+    write_benchmark_json(load_report(source), target)
+    count = len(json.loads(target.read_text(encoding="utf-8"))["benchmarks"])
+    print(f"wrote {target} ({count} benchmarks, pytest-benchmark format)")
+    return 0
+
+
 def add_report_commands(commands: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     report = commands.add_parser(
         "report",
@@ -197,6 +209,26 @@ def add_report_commands(commands: argparse._SubParsersAction) -> None:  # type: 
         f"metrics: {baseline.metric_names()}",
     )
     compare.set_defaults(handler=_report_compare)
+    export = sub.add_parser(
+        "export",
+        help="write a report in another tool's format (pytest-benchmark's JSON)",
+        description=(
+            "pytest-benchmark: one benchmark per cell and timed metric, stats over the "
+            "per-run samples; read by `pytest-benchmark compare` and github-action-benchmark."
+        ),
+    )
+    export.add_argument("input", type=Path, metavar="REPORT.json")
+    export.add_argument(
+        "--format", required=True, choices=("pytest-benchmark",), help="the output format"
+    )
+    export.add_argument(
+        "-o",
+        "--output",
+        type=Path,
+        metavar="OUT.json",
+        help="where to write (default: REPORT-benchmark.json beside the input)",
+    )
+    export.set_defaults(handler=_report_export)
 
 
 # ------------------------------------------------------------------ compat and variants

@@ -20,8 +20,10 @@ from pytest_llmbench.keys import (
     STRESS_PLAN_KEY,
 )
 from pytest_llmbench.matrix import Cell
+from pytest_llmbench.report.benchmark_json import write_benchmark_json
 from pytest_llmbench.report.merge import ReportError, load_report
 from pytest_llmbench.report.outputs import run_report, write_reports
+from pytest_llmbench.report.progress_lines import cell_line, write_line
 from pytest_llmbench.report.terminal import summary_lines
 from pytest_llmbench.session import BenchSession
 from pytest_llmbench.session_factory import build_session, close_run_logger
@@ -164,6 +166,12 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         metavar="DIR",
         help="where baselines are saved (default: ini llmbench_baseline_dir, then "
         "<rootdir>/.llmbench/baselines)",
+    )
+    group.addoption(
+        "--llm-benchmark-json",
+        metavar="PATH",
+        help="also write the run in pytest-benchmark's JSON format (pytest-benchmark compare, "
+        "github-action-benchmark's pytest tool): one benchmark per cell and timed metric",
     )
     parser.addini("llmbench_models", "path of the model catalog (models.yaml)")
     parser.addini("llmbench_baseline_dir", "baseline directory (relative to the rootdir)")
@@ -483,6 +491,10 @@ class OutcomeRecorder:
                 self._record(bench, cell, props, report)
             if progress.torn_down(cell.id, report.nodeid):
                 checkpoint.cell_done(bench, progress, cell.id)
+                gateway = getattr(getattr(report, "node", None), "gateway", None)
+                if gateway is not None:  # xdist: workers print nothing, so one line per cell
+                    record = bench.store.to_json().get(cell.id)
+                    write_line(self.config, cell_line(cell.id, gateway.id, record))
             return
         if report.when != "call" and report.outcome == "passed":
             return
@@ -540,6 +552,12 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
                 session.exitstatus = pytest.ExitCode.TESTS_FAILED  # like --benchmark-compare-fail
                 report["metadata"]["exit_status"] = int(session.exitstatus)
         written = write_reports(bench, report=report)
+        if session.config.option.llm_benchmark_json:
+            target = Path(session.config.option.llm_benchmark_json).expanduser()
+            try:
+                written.append(write_benchmark_json(report, target))
+            except OSError as exc:  # the run's own reports are written: a warning, not a crash
+                bench.progress(f"warning: --llm-benchmark-json {target} not written: {exc}")
         session.config.stash[REPORTS_KEY] = written
         if plan is not None:
             interrupted = exitstatus in (

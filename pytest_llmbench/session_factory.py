@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import os
 import tempfile
@@ -15,6 +14,7 @@ from pytest_llmbench import parallel, remote
 from pytest_llmbench.binaries import ToolNotFound, find_tool
 from pytest_llmbench.matrix import select_cells
 from pytest_llmbench.registry import Registry, registry_path
+from pytest_llmbench.report.progress_lines import progress_writer
 from pytest_llmbench.session import BenchSession
 from pytest_llmbench.shared_state import SharedState
 from pytest_llmbench.system import usable_cores
@@ -66,21 +66,6 @@ def build_session(config: pytest.Config) -> BenchSession:
 
     log = run_logger(settings, workerinput)
 
-    def progress(message: str) -> None:
-        """A line on the terminal now, also from inside a test's setup (capture paused), and
-        in the ``pytest_llmbench`` log (``logging.level`` / ``logging.file`` in thresholds.yaml).
-
-        The plugins are looked up at each call: the terminal reporter is registered after
-        this session is built."""
-        log.log(logging.WARNING if message.startswith("warning") else logging.INFO, message)
-        reporter = config.pluginmanager.get_plugin("terminalreporter")
-        capture = config.pluginmanager.get_plugin("capturemanager")
-        if reporter is None:
-            return
-        paused = capture.global_and_fixture_disabled() if capture else contextlib.nullcontext()
-        with paused:
-            reporter.write_line(f"[llmbench] {message}")
-
     return BenchSession(
         settings=settings,
         catalog=catalog,
@@ -98,7 +83,7 @@ def build_session(config: pytest.Config) -> BenchSession:
         retry_incompatible=opt("llm_retry_incompatible"),
         load_retries=settings.llama_cpp.load_retries,
         download=bool(opt("llm_download")),
-        progress=progress,
+        progress=progress_writer(config, log),
     )
 
 

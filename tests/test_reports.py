@@ -250,11 +250,21 @@ def test_cli_without_a_command_is_a_usage_error(capsys: pytest.CaptureFixture[st
 def test_real_run_writes_all_reports_and_fills_pytest_html_under_xdist(bench_project) -> None:  # type: ignore[no-untyped-def]
     bench_project.write()
     result = bench_project.run(
-        "--html=report.html", "--self-contained-html", "-n", "1", subprocess=True
+        "--html=report.html",
+        "--self-contained-html",
+        "-n",
+        "1",
+        "--llm-benchmark-json=history/bench.json",
+        subprocess=True,
     )
     result.assert_outcomes(passed=6)
     output = result.stdout.str()
     assert "RECOMMENDED CONFIGURATIONS" in output
+    # workers print nothing; the controller one line per finished cell, a line of its own
+    (finished,) = [line for line in result.outlines if "[llmbench]" in line]
+    assert re.fullmatch(
+        r"\[llmbench\] smollm2-135m-Q4_1 finished on gw0: 6 passed; .* t/s.*", finished
+    )
     assert (
         "Interactive storytelling:" in output
         and "Overall best: SmolLM2-135M-Instruct Q4_1" in output
@@ -283,6 +293,15 @@ def test_real_run_writes_all_reports_and_fills_pytest_html_under_xdist(bench_pro
     )
     assert kinds["url"]["content"] == "results/logs/smollm2-135m-Q4_1.log"
     assert (bench_project.path / kinds["url"]["content"]).is_file()
+
+    # the controller wrote pytest-benchmark's JSON with the run's per-repetition samples
+    exported = json.loads((bench_project.path / "history" / "bench.json").read_text())
+    benches = {b["name"]: b for b in exported["benchmarks"]}
+    decode = benches["decode_time_per_token[smollm2-135m-Q4_1]"]
+    assert decode["stats"]["rounds"] == 2 and decode["extra_info"]["samples"] == "per repetition"
+    assert decode["stats"]["ops"] > 0 and decode["params"]["quant"] == "Q4_1"
+    assert benches["ttft[smollm2-135m-Q4_1]"]["stats"]["rounds"] == 2
+    assert benches["end_to_end[smollm2-135m-Q4_1]"]["stats"]["rounds"] == 2
 
 
 def test_chart_axes_cover_the_data_even_for_a_single_point() -> None:
