@@ -39,6 +39,7 @@ PROFILES = (
     "embedding",
     "stress",
     "divergence",
+    "serving",
 )
 
 
@@ -133,6 +134,38 @@ class DivergenceThresholds:
 
 
 @dataclass(frozen=True)
+class ServingObjectives:
+    """Per-request objectives (any subset; null: not an objective) and the share that must
+    meet them all.  Defaults: the first token within 1 s and 10 t/s per user (100 ms per token),
+    a pace a reader follows comfortably."""
+
+    ttft_ms: float | None = 1000.0
+    tpot_ms: float | None = 100.0
+    e2e_ms: float | None = None
+    min_share: float = 90.0  # percent of requests
+
+
+@dataclass(frozen=True)
+class ServingThresholds:
+    concurrency: tuple[int, ...] = (1, 2, 4, 8)  # closed-loop users per level, ascending
+    request_rates: tuple[float, ...] = ()  # open-loop levels (requests/s, Poisson arrivals)
+    requests_per_level: int = 16  # measured requests per level (at least one per user)
+    duration_s: float | None = None  # or: keep each level busy this long instead
+    isl: int = 128  # input tokens per request: mean ...
+    isl_stdev: int = 16  # ... and standard deviation
+    osl: int = 64  # output tokens per request (ignore_eos): mean ...
+    osl_stdev: int = 8
+    seed: int = 0
+    min_users: int = 1  # the assertion: capacity ≥ this many concurrent users
+    slo: ServingObjectives = field(default_factory=ServingObjectives)
+
+    @property
+    def slot_ctx(self) -> int:
+        """Context one slot needs for the longest plausible request (mean + 4 sd each, + margin)."""
+        return self.isl + 4 * self.isl_stdev + self.osl + 4 * self.osl_stdev + 64
+
+
+@dataclass(frozen=True)
 class MeasurementSettings:
     """How often a profile repeats its measured request when ``repetitions`` is ``auto``."""
 
@@ -161,6 +194,7 @@ class Thresholds:
     stress: StressThresholds = field(default_factory=StressThresholds)
     embedding: EmbeddingThresholds = field(default_factory=EmbeddingThresholds)
     divergence: DivergenceThresholds = field(default_factory=DivergenceThresholds)
+    serving: ServingThresholds = field(default_factory=ServingThresholds)
 
 
 @dataclass(frozen=True)
@@ -481,6 +515,36 @@ def _validate_settings(s: Settings, path: Path) -> None:
             "measurement.target_precision_percent",
             m.target_precision_percent,
             "expected a percentage > 0",
+        )
+    serving = s.thresholds.serving
+    levels = serving.concurrency
+    if not levels or min(levels) < 1 or list(levels) != sorted(set(levels)):
+        raise ConfigError(
+            path,
+            "thresholds.serving.concurrency",
+            list(levels),
+            "expected users per level, ascending, each ≥ 1 (e.g. [1, 2, 4, 8])",
+        )
+    if any(rate <= 0 for rate in serving.request_rates):
+        raise ConfigError(
+            path,
+            "thresholds.serving.request_rates",
+            list(serving.request_rates),
+            "expected requests per second > 0",
+        )
+    if serving.isl < 1 or serving.osl < 2 or serving.requests_per_level < 1:
+        raise ConfigError(
+            path,
+            "thresholds.serving.osl",
+            serving.osl,
+            "expected isl ≥ 1, osl ≥ 2 and requests_per_level ≥ 1",
+        )
+    if not 0 < serving.slo.min_share <= 100:
+        raise ConfigError(
+            path,
+            "thresholds.serving.slo.min_share",
+            serving.slo.min_share,
+            "expected a percentage above 0 and at most 100",
         )
     div = s.thresholds.divergence
     if div.ctx < 16 or div.tokens < div.ctx:

@@ -470,8 +470,10 @@ class BenchSession:
         *,
         ctx_size: int | None = None,
         extra_args: tuple[str, ...] = (),
+        options: Mapping[str, Any] = (),
     ) -> LlamaServer:
-        """A second server for the cell with profile-specific options (bigger context, embeddings).
+        """A second server for the cell with profile-specific options (bigger context, embeddings,
+        more slots); ``options`` are server options (``{"parallel": 8}``) that win over the cell's.
 
         The cell's default server is stopped first so the two never compete for the cores; the
         profile server lives until the cell is done.  Raises ServerError if it cannot start.
@@ -492,6 +494,7 @@ class BenchSession:
         overrides = dict(run.options.overrides) if run.options else {}
         if ctx_size:  # the profile's context wins over the variant's
             overrides.pop("ctx_size", None)
+        overrides.update(dict(options))
         spec = self.server_spec(
             self.server_binary(), run.model_path, ctx_size, extra_args, overrides
         )
