@@ -24,7 +24,7 @@ from pytest_llmbench.matrix import Cell
 from pytest_llmbench.registry import Registry, RegistryError
 from pytest_llmbench.remote import ExternalServer
 from pytest_llmbench.results import ResultStore
-from pytest_llmbench.server import LlamaServer, ServerError, ServerSpec
+from pytest_llmbench.server import LlamaServer, ServerError, ServerSpec, exit_words, log_tail
 from pytest_llmbench.shared_state import SharedState
 
 
@@ -44,6 +44,8 @@ class CellRun:
     active: bool = True  # False once the cell's tests are done and its servers stopped
     options: variants.CellOptions | None = None  # the cell's variant and registry load_config
     load_attempts: int = 0
+    died: str | None = None  # a server of the cell exited mid-run: what, when, the log's end
+    bad_file: bool = False  # load_error is about the file (damaged, changed), not the cell
 
     @property
     def short_error(self) -> str:
@@ -179,6 +181,33 @@ class BenchSession:
             )
         except RegistryError as exc:
             self.progress(f"warning: metrics for {cell.id} not saved in the registry: {exc}")
+
+    def server_death(self, cell: Cell, activity: str, wait: float = 0.0) -> str | None:
+        """Why the cell's tests cannot go on: one of its servers exited on its own.
+
+        Found the first time (the test doing ``activity`` then fails with it), the message is
+        kept so the cell's later tests skip naming it, and the registry marks the cell degraded.
+        ``wait``: after a broken connection, how long a dying server may take to be reaped.
+        """
+        run = self.runs.get(cell.id)
+        if run is None or not run.active or self.external is not None:
+            return None
+        if run.died is None:
+            for server in (run.server, *run.profile_servers.values()):
+                code = server.unexpected_exit(wait) if server is not None else None
+                if code is not None:
+                    run.died = death_message(server, code, activity)  # type: ignore[arg-type]
+                    break
+            else:
+                return None
+            summary = run.died.splitlines()[0]
+            try:
+                self._learn(cell, "degraded", summary)
+                self._record_compat(run)
+            except RegistryError as exc:
+                self.progress(f"warning: {cell.id} not marked degraded in the registry: {exc}")
+            self.store.set_info(cell, "server", {"exited": summary})
+        return run.died
 
     # -------------------------------------------------------------- early termination
 
@@ -556,6 +585,16 @@ def error_excerpt(load_error: str, limit: int = 3) -> str:
         if _ERROR_LINE.search(line):
             errors.append(text)
     return "; ".join([summary, *errors[-limit:]])
+
+
+def death_message(server: LlamaServer, code: int, activity: str, lines: int = 8) -> str:
+    """``llama-server exited (signal SIGKILL) after 12 s while …`` and the end of its log."""
+    alive = time.monotonic() - server.started_at if server.started_at is not None else None
+    after = f" after {alive:.0f} s" if alive is not None else ""
+    return (
+        f"llama-server exited ({exit_words(code)}){after} while {activity} "
+        f"(log: {server.log_path})\n{log_tail(server.log_path, lines)}"
+    )
 
 
 def _number(value: Any) -> float | None:

@@ -1,0 +1,93 @@
+"""Things going wrong in real runs: a server that dies mid-run, a model file that is not whole.
+
+The server is the real llama-server; a fault is injected by a small wrapper script around it
+(given as --llm-server-bin) or by a damaged copy of the embedded model's file.
+"""
+
+from __future__ import annotations
+
+import copy
+import re
+import stat
+import sys
+from pathlib import Path
+
+from pytest_llmbench.binaries import find_tool
+from pytest_llmbench.registry import Registry
+from tests.conftest import EMBEDDED
+
+KILLER = """#!{python}
+# The first server this wrapper starts is killed with SIGKILL (and the wrapper with it) as soon
+# as its log says it started processing a request; later servers run untouched.
+import os, signal, subprocess, sys
+real, marker, args = {real!r}, {marker!r}, sys.argv[1:]
+if os.path.exists(marker) or "--port" not in args:
+    os.execv(real, [real, *args])
+open(marker, "w").close()
+server = subprocess.Popen([real, *args], stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+for line in server.stdout:
+    sys.stdout.buffer.write(line)
+    sys.stdout.flush()
+    if b"processing task" in line:
+        break
+server.kill()
+server.wait()
+os.kill(os.getpid(), signal.SIGKILL)
+"""
+
+
+def killer_binary(folder: Path) -> Path:
+    script = folder / "bin" / "llama-server"
+    script.parent.mkdir(parents=True, exist_ok=True)
+    script.write_text(
+        KILLER.format(
+            python=sys.executable,
+            real=str(find_tool("llama-server")),
+            marker=str(folder / "killed-once"),
+        )
+    )
+    script.chmod(script.stat().st_mode | stat.S_IEXEC)
+    return script
+
+
+def second_embedded() -> dict:
+    """Another catalog entry for the shipped file: a second cell after the first."""
+    model = copy.deepcopy(EMBEDDED)
+    model.update(id="smollm2-again", name="SmolLM2 again")
+    model.pop("derive")
+    model["files"] = {"Q4_1": model["files"]["Q4_1"]}
+    return model
+
+
+def test_a_server_killed_mid_run_is_one_failure_that_says_so(bench_project, tmp_path, monkeypatch):
+    monkeypatch.setenv("COLUMNS", "400")  # summary lines whole, not cut at 80 columns
+    bench_project.write(models=[EMBEDDED, second_embedded()])
+    registry = tmp_path / "registry.sqlite3"
+    result = bench_project.run(
+        "-q",
+        "-rfEs",
+        "--llm-server-bin",
+        str(killer_binary(tmp_path)),
+        "--llm-registry",
+        str(registry),
+    )
+    out = result.stdout.str()
+    outcomes = result.parseoutcomes()
+    assert outcomes.get("failed", 0) + outcomes.get("errors", 0) == 1, out
+    summary = [ln for ln in result.stdout.lines if re.match(r"(FAILED|ERROR) ", ln)]
+    assert len(summary) == 1, out
+    assert "smollm2-135m-Q4_1" in summary[0], out
+    assert "llama-server exited (signal SIGKILL) after" in summary[0], out
+    # the cell's other tests skip naming the death; the next cell runs and passes
+    skips = [ln for ln in result.stdout.lines if ln.startswith("SKIPPED")]
+    assert skips and all("llama-server exited (signal SIGKILL)" in ln for ln in skips), out
+    assert outcomes.get("passed", 0) >= 6, out  # the second cell's load and interactive tests
+    assert "Traceback" not in out and "RequestFailed" not in out, out
+    for section in re.split(r"^_{3,} .* _{3,}$", out, flags=re.M)[1:]:
+        body = section.split("=" * 10, 1)[0].strip().splitlines()
+        assert len(body) <= 10, section
+    record = Registry(registry).get("smollm2-135m-Q4_1")
+    assert record is not None and record.status == "degraded", record
+    assert "SIGKILL" in record.one_line_notes()
+    assert Registry(registry).get("smollm2-again-Q4_1").status == "compatible"
+
