@@ -326,7 +326,7 @@ class BenchSession:
             self.mark_tested(run)
         if self.state is None:
             return
-        if run is not None and not run.skip_reason:
+        if run is not None and not run.skip_reason and not run.bad_file:
             self.state.add_observation(self.observe(cell))
             self.state.save_cell(cell.id, self.store.to_json().get(cell.id, {}))
         self.state.mark_finished(cell.id)
@@ -381,8 +381,11 @@ class BenchSession:
         try:
             fetch = self.fetch_model if self.download else None
             run.model_path = models.resolve(cell, store, self.quantize_binary, self.progress, fetch)
-        except (models.ModelUnavailable, models.ModelCorrupt) as exc:
+        except models.ModelUnavailable as exc:
             run.skip_reason = str(exc)
+            return
+        except models.ModelCorrupt as exc:  # the user's file: a failure, not an absent file
+            run.load_error, run.bad_file = str(exc), True
             return
         except ToolNotFound as exc:
             run.load_error = str(exc)
@@ -407,6 +410,10 @@ class BenchSession:
         try:
             run.gguf = models.gguf_info_cached(store, run.model_path)
             self.store.set_info(cell, "gguf", asdict(run.gguf))
+        except models.ModelUnloadable as exc:
+            run.load_error = str(models.unloadable(run.model_path, str(exc), store))
+            run.bad_file = True
+            return
         except Exception as exc:  # a file llama.cpp may still load; the load test will tell
             self.store.set_info(cell, "gguf", {"error": f"{type(exc).__name__}: {exc}"})
         try:
@@ -433,6 +440,7 @@ class BenchSession:
             self.registry.mark_testing(cell)
         attempts = 1 + max(0, self.load_retries)
         failures: list[str] = []
+        loaded = False
         for attempt in range(1, attempts + 1):
             run.load_attempts = attempt
             server = LlamaServer(spec, run.log_path, startup_timeout=self.settings.health_timeout)
@@ -440,13 +448,24 @@ class BenchSession:
             self.progress(f"starting llama-server for {cell.id}{again}")
             try:
                 server.start()
+                loaded = True
                 break
             except ServerError as exc:
                 failures.append(str(exc))
-        else:
+                if models.deterministic_load_error(str(exc)):
+                    break  # a damaged file or an unknown architecture fails the same way again
+        if not loaded:
             run.load_error = failures[-1]
-            tries = f" ({attempts} attempts)" if attempts > 1 else ""
-            self._learn(cell, "incompatible", f"load failed{tries}: {error_excerpt(failures[-1])}")
+            damage = models.damage_in(failures[-1])
+            if damage is not None:  # the file, not the cell: the registry learns nothing
+                summary, _, tail = failures[-1].partition("\n")
+                advice = models.damaged_advice(run.model_path, store)
+                run.load_error, run.bad_file = f"{summary}; {advice}\n{tail}", True
+            else:
+                tries = f" ({len(failures)} attempts)" if len(failures) > 1 else ""
+                self._learn(
+                    cell, "incompatible", f"load failed{tries}: {error_excerpt(failures[-1])}"
+                )
             self.store.set_info(
                 cell,
                 "server",
@@ -459,6 +478,10 @@ class BenchSession:
         else:
             self._learn(cell, "compatible")
         run.server = server
+        if store.lookup(run.model_path) is None:  # it loaded: now it is worth a checksum
+            models.record_local(store, run.model_path, cell.model, cell.quant)
+            entry = store.lookup(run.model_path) or {}
+            self.store.set_info(cell, "file", {k: entry.get(k) for k in ("sha256", "source")})
         rss = server.rss_bytes()
         self.store.set_info(
             cell,

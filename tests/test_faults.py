@@ -91,3 +91,58 @@ def test_a_server_killed_mid_run_is_one_failure_that_says_so(bench_project, tmp_
     assert "SIGKILL" in record.one_line_notes()
     assert Registry(registry).get("smollm2-again-Q4_1").status == "compatible"
 
+
+def embedded_file() -> Path:
+    from pytest_llmbench.config import PackageSource
+    from pytest_llmbench.models import package_file
+
+    return package_file(PackageSource(**EMBEDDED["source"]))
+
+
+LOCAL = {  # a catalog entry for a file the user put in the store by hand
+    "id": "smollm2-local",
+    "name": "SmolLM2 put there by hand",
+    "size": "135M",
+    "params_b": 0.135,
+    "files": {"Q4_1": "smollm2-local.Q4_1.gguf"},
+}
+
+
+def test_a_truncated_file_fails_its_cell_and_a_complete_copy_then_measures(
+    bench_project, tmp_path, monkeypatch
+):
+    from pytest_llmbench.cli import main
+
+    monkeypatch.setenv("COLUMNS", "400")
+
+    store = tmp_path / "models"
+    target = store / "135M" / LOCAL["files"]["Q4_1"]
+    target.parent.mkdir(parents=True)
+    whole = embedded_file().read_bytes()
+    target.write_bytes(whole[: 3 * 2**20])  # the first megabytes of a real file
+    bench_project.write(models=[LOCAL], thresholds={"model_dir": str(store)})
+
+    first = bench_project.run("-m", "load", "-q", "-rfE")
+    assert first.ret == 1
+    out = first.stdout.str()
+    lines = [ln for ln in first.stdout.lines if re.match(r"(FAILED|ERROR) ", ln)]
+    assert len(lines) == 1 and "not a loadable GGUF file" in lines[0], out
+    assert "Warning" not in out and "warnings summary" not in out, out
+    assert "attempt 2" not in out  # a damaged file is not loaded twice
+    assert (
+        not (store / "metadata.json").exists()
+        or str(target) not in (store / "metadata.json").read_text()
+    )  # never recorded
+    command = re.search(r"`(llmbench models \w+ [^`]+)`", out)
+    assert command is not None, out
+
+    target.write_bytes(whole)
+    args = command.group(1).split()[1:]
+    assert main([*args, "--models", str(bench_project.path / "models.yaml")]) == 0
+
+    second = bench_project.run("-m", "load", "-q")
+    second.assert_outcomes(passed=3)
+    assert second.ret == 0
+    (cell,) = bench_project.report()["results"]
+    assert cell["file"]["size_bytes"] == len(whole)
+
