@@ -562,8 +562,10 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     progress = session.config.stash.get(PROGRESS_KEY, None)
     if progress is not None:  # also lists the cells never reached as 'not run'
         checkpoint.finish_run(bench, progress)
+        if session.exitstatus == pytest.ExitCode.OK and progress.carried_failures():
+            session.exitstatus = pytest.ExitCode.TESTS_FAILED  # as the whole run would exit
     if _uses_cells(session) or bench.store.cells():
-        report = run_report(bench, int(exitstatus))
+        report = run_report(bench, int(session.exitstatus))
         plan = session.config.stash.get(BASELINE_KEY, None)
         comparison = plan.compare(report) if plan else None
         if comparison is not None:
