@@ -283,6 +283,8 @@ def pytest_report_header(config: pytest.Config) -> list[str]:
         f"llmbench: {len(session.cells)} cells from {session.catalog.path}, "
         f"{session.threads} threads per server, output {session.output_dir}"
     ]
+    if session.cpu_warning:
+        lines.append(f"llmbench: {session.cpu_warning}")
     resumed = config.stash.get(RESUMED_KEY, {})
     if resumed:
         left = len(session.cells) - len(resumed)

@@ -71,6 +71,7 @@ class BenchSession:
     load_retries: int = 1
     download: bool = False  # --llm-download: fetch missing hub files into the store
     progress: Callable[[str], None] = lambda _msg: None
+    cpu_warning: str | None = None  # -n beyond the usable cores: the split chosen
     store: ResultStore = field(default_factory=ResultStore)
     started_at: float = field(default_factory=time.time)
     runs: dict[str, CellRun] = field(default_factory=dict)

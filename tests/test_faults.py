@@ -146,3 +146,51 @@ def test_a_truncated_file_fails_its_cell_and_a_complete_copy_then_measures(
     (cell,) = bench_project.report()["results"]
     assert cell["file"]["size_bytes"] == len(whole)
 
+
+HANGING_VERSION = """#!/usr/bin/env bash
+if [ "$1" = "--version" ]; then exec sleep 60; fi
+exec {real} "$@"
+"""
+
+
+def test_a_hanging_version_probe_is_bounded_and_recorded_as_unknown(bench_project, tmp_path):
+    import time
+
+    script = tmp_path / "llama-server"
+    script.write_text(HANGING_VERSION.format(real=find_tool("llama-server")))
+    script.chmod(0o755)
+    bench_project.write(modules=("test_load.py",))
+    started = time.monotonic()
+    result = bench_project.run("-m", "load", "--llm-server-bin", str(script))
+    wall = time.monotonic() - started
+    result.assert_outcomes(passed=3)
+    metadata = bench_project.report()["metadata"]
+    assert metadata["llama_server"]["version"] == "unknown"
+    assert 4 <= metadata["duration_seconds"] <= wall  # the bounded probe is part of the run
+    assert wall < 55  # not the 60 s the binary would hang
+
+
+def test_more_workers_than_cores_warns_once_with_the_split(bench_project, monkeypatch):
+    from pytest_llmbench import session_factory
+
+    monkeypatch.setattr(session_factory, "usable_cores", lambda: 2)
+    bench_project.write()
+    result = bench_project.run("-n", "3", "--collect-only")
+    warnings = [ln for ln in result.outlines if "usable cores" in ln]
+    assert warnings == [
+        "llmbench: warning: -n 3 on 2 usable cores: 1 thread(s) per server and workers share "
+        "cores (gw0: core 0, gw1: core 1, gw2: core 0); their timings disturb each other, "
+        "use -n 2 or fewer"
+    ], result.outlines
+
+
+def test_a_crashing_binary_has_an_unknown_version_not_its_last_words(tmp_path):
+    from pytest_llmbench.binaries import tool_version
+
+    script = tmp_path / "llama-server"
+    script.write_text(
+        "#!/usr/bin/env bash\necho 'Illegal instruction (core dumped)' >&2\nexit 132\n"
+    )
+    script.chmod(0o755)
+    assert tool_version(script) == "unknown"
+    assert tool_version(find_tool("llama-server")).startswith("version")
