@@ -759,7 +759,10 @@ def _models_verify(args: argparse.Namespace) -> int:
         print(f"MISMATCH  {record.model_id}-{record.quant}: {path}: {problem} (fix: {fix})")
     for entry in scan(ctx.catalog, ctx.store).entries:
         if entry.status == "unrecorded":
-            print(f"note: {entry.path} is not in metadata.json (never checksummed)")
+            print(
+                f"note: {entry.path} is not in metadata.json (never checksummed): a run records "
+                f"it once it loads, or now: `{fix_command('rehash', entry.path, ctx.store)}`"
+            )
     print(f"{len(records)} recorded files checked, {problems} with problems")
     return 1 if problems else 0
 

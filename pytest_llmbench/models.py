@@ -674,6 +674,7 @@ def gguf_reader(path: Path) -> Any:
     stat = path.stat()
     key = (str(path), stat.st_size, stat.st_mtime_ns)
     if key not in _READERS:
+        reader: Any
         try:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
@@ -686,9 +687,11 @@ def gguf_reader(path: Path) -> Any:
                 if "magic" in str(exc).lower()
                 else f"its data ends at byte {stat.st_size}, before what its header declares"
             )
-            raise ModelUnloadable(reason) from None  # the caller words it for its store
+            reader = ModelUnloadable(reason)  # the caller words it for its store
         _READERS.clear()  # one file at a time: a reader maps the whole file
-        _READERS[key] = reader
+        _READERS[key] = reader  # a damaged file's verdict is kept too: no second slow parse
+    if isinstance(_READERS[key], ModelUnloadable):
+        raise ModelUnloadable(str(_READERS[key]))  # a fresh one: no traceback piling up
     return _READERS[key]
 
 
