@@ -53,9 +53,9 @@ def build_session(config: pytest.Config) -> BenchSession:
     index, workers = (
         parallel.worker_identity(workerinput) if workerinput else (0, _planned_workers(config))
     )
-    share = parallel.cpu_share(
-        usable_cores(), workers, index, opt("llm_threads") or settings.llama_cpp.default_threads
-    )
+    threads = opt("llm_threads") or settings.llama_cpp.default_threads
+    cores = usable_cores()
+    share = parallel.cpu_share(cores, workers, index, threads)
     if workerinput:
         state_dir = Path(workerinput["llmbench_state"])
     else:
@@ -84,6 +84,7 @@ def build_session(config: pytest.Config) -> BenchSession:
         load_retries=settings.llama_cpp.load_retries,
         download=bool(opt("llm_download")),
         progress=progress_writer(config, log),
+        cpu_warning=None if workerinput else parallel.oversubscription(cores, workers, threads),
     )
 
 

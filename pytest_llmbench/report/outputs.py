@@ -15,6 +15,7 @@ from pytest_llmbench.session import BenchSession
 
 
 def run_metadata(session: BenchSession, exit_status: int | None = None) -> dict[str, Any]:
+    version = session.server_version()  # bounded (5 s); counted in the run's wall time
     ended = time.time()
     target = session.settings.measurement.target_precision_percent
     return {
@@ -22,7 +23,7 @@ def run_metadata(session: BenchSession, exit_status: int | None = None) -> dict[
         "timestamp": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(session.started_at)),
         "hostname": system.hostname(),
         "hardware": system.hardware(),
-        "llama_server": {"path": _safe_binary(session), "version": session.server_version()},
+        "llama_server": {"path": _safe_binary(session), "version": version},
         "config": session.config_snapshot(),
         "duration_seconds": round(ended - session.started_at, 2),
         "exit_status": exit_status,
