@@ -81,6 +81,7 @@ def test_single_text_latency(embedded, llm_settings):
         llm_settings.thresholds.embedding.max_latency_ms,
         "ms",
         metrics.reading_for(metrics.EMBEDDING_LATENCY_MS, latency),
+        embedded.latency,
     )
 
 
@@ -92,4 +93,5 @@ def test_batch_latency(embedded, llm_settings):
         llm_settings.thresholds.embedding.max_latency_ms,
         "ms",
         metrics.reading_for(metrics.EMBEDDING_LATENCY_MS, latency),
+        embedded.batch_latency,
     )

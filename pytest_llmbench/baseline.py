@@ -4,6 +4,11 @@
 ``<baseline dir>/NAME.json``; ``--llm-compare NAME|PATH`` compares the run with it per cell and
 headline metric (:data:`METRICS`); ``--llm-compare-fail tokens_per_sec:10%`` (or an absolute
 ``ttft:0.05``) turns a regression beyond the limit into a failed session.
+
+A change counts only when it is real: where both runs kept per-repetition samples, the 95 %
+interval of the difference (Welch, :func:`pytest_llmbench.stats.welch_change`) must lie wholly
+beyond the limit; a change whose interval holds zero reads "within noise".  Reports without
+samples (older ones, single-shot metrics) are compared by their values, with a note.
 ``llmbench report compare BASE.json CURRENT.json`` does the same for two report files.
 
 pytest-benchmark is not used: its storage and comparison hold per-test timing statistics of its
@@ -22,6 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from pytest_llmbench import metrics as m
+from pytest_llmbench import stats
 from pytest_llmbench.models import atomic_write_text
 from pytest_llmbench.recommend import enrich_report, settings_of
 from pytest_llmbench.report.merge import ReportError, load_report
@@ -50,6 +56,12 @@ class Metric:
 
     def value(self, result: Mapping[str, Any]) -> float | None:
         return m.number(m.dig(result, *self.path))
+
+    def samples(self, result: Mapping[str, Any]) -> list[float]:
+        """Per-repetition samples, where the record keeps them beside the value."""
+        if len(self.path) == 4 and self.path[0] == "profiles":
+            return m.samples(result, self.path[1], self.path[3])
+        return []
 
     def show(self, value: float) -> str:
         return format(value, self.fmt)
@@ -87,6 +99,20 @@ METRICS: tuple[Metric, ...] = (
     Metric(
         "quality", "quality overall %", ("profiles", "quality", "metrics", "overall"), True, ".1f"
     ),
+    Metric(
+        "kld",
+        "divergence mean KLD",
+        ("profiles", "divergence", "metrics", "mean_kld"),
+        False,
+        ".4f",
+    ),
+    Metric(
+        "same_top",
+        "divergence same top token %",
+        ("profiles", "divergence", "metrics", "same_top_percent"),
+        True,
+        ".2f",
+    ),
     Metric("load_time", "load time s", ("server", "load_seconds"), False, ".2f"),
     # the most memory the server was seen to hold over every profile (metrics.memory_gb)
     Metric("peak_rss", "peak RSS GiB", ("derived", "memory_gb"), False, ".3f"),
@@ -114,12 +140,22 @@ class Threshold:
         sign = "-" if self.metric.higher_is_better else "+"
         return f"{sign}{self.amount:g}{' %' if self.percent else ''}"
 
-    def exceeded(self, baseline: float, current: float) -> bool:
-        worse = baseline - current if self.metric.higher_is_better else current - baseline
+    def exceeded(self, baseline: float, current: float, change: stats.Change | None = None) -> bool:
+        """Worse than the limit; with samples, even the most favourable end of the change's
+        interval must be (so noise alone never trips it)."""
+        if not self._beyond(baseline, current - baseline):
+            return False
+        if change is None:
+            return True
+        favourable = change.high if self.metric.higher_is_better else change.low
+        return self._beyond(change.baseline_mean, favourable)
+
+    def _beyond(self, reference: float, difference: float) -> bool:
+        worse = -difference if self.metric.higher_is_better else difference
         if self.percent:
-            if baseline == 0:
+            if reference == 0:
                 return False  # no relative change from zero; use the absolute form
-            return worse / abs(baseline) * 100 > self.amount + _EPSILON
+            return worse / abs(reference) * 100 > self.amount + _EPSILON
         return worse > self.amount + _EPSILON
 
 
@@ -225,6 +261,7 @@ class Row:
     baseline: float
     current: float
     exceeded: tuple[Threshold, ...] = ()
+    interval: stats.Change | None = None  # None: a run without samples for this metric
 
     @property
     def change_percent(self) -> float | None:
@@ -232,9 +269,28 @@ class Row:
             return None
         return (self.current - self.baseline) / abs(self.baseline) * 100
 
+    @property
+    def within_noise(self) -> bool:
+        return self.interval is not None and self.interval.contains_zero
+
     def change(self) -> str:
+        """ "-20.0 %, 95 % CI -23.1 to -16.9 %", "+1.2 %, within noise", or "-3.0 %" without
+        samples: the change of the medians, with the interval of the change of the means."""
         change = self.change_percent
-        return "n/a" if change is None else f"{change:+.1f} %"
+        if change is None:
+            return "n/a"
+        text = f"{change:+.1f} %"
+        if self.interval is None:
+            return text
+        if self.within_noise:
+            return f"{text}, within noise"
+        low, high = (
+            self.interval.percent(self.interval.low),
+            self.interval.percent(self.interval.high),
+        )
+        if low is None or high is None:
+            return text
+        return f"{text}, 95 % CI {low:+.1f} to {high:+.1f} %"
 
     def messages(self) -> list[str]:
         values = f"{self.metric.show(self.baseline)} → {self.metric.show(self.current)}"
@@ -252,6 +308,10 @@ class Row:
             "baseline": self.baseline,
             "current": self.current,
             "change_percent": self.change_percent,
+            "change_low": self.interval.low if self.interval else None,
+            "change_high": self.interval.high if self.interval else None,
+            "within_noise": self.within_noise,
+            "samples": self.interval is not None,
             "regression": bool(self.exceeded),
             "exceeded": [t.text for t in self.exceeded],
         }
@@ -324,6 +384,11 @@ class Comparison:
             )
         for text in self.unmatched_limits:
             lines.append(f"limit {text}: no cell has this metric in both runs")
+        if any(row.interval is None for row in self.rows):
+            lines.append(
+                "changes without an interval were compared by value alone: one of the runs has "
+                "no per-repetition samples for them (an older report, or a single-shot metric)"
+            )
         return lines
 
 
@@ -360,8 +425,11 @@ def compare(
             old, new = metric.value(before), metric.value(result)
             if old is None or new is None:
                 continue
-            exceeded = tuple(t for t in thresholds if t.metric is metric and t.exceeded(old, new))
-            rows.append(Row(cell_id, metric, old, new, exceeded))
+            change = stats.welch_change(metric.samples(before), metric.samples(result))
+            exceeded = tuple(
+                t for t in thresholds if t.metric is metric and t.exceeded(old, new, change)
+            )
+            rows.append(Row(cell_id, metric, old, new, exceeded, change))
     compared = {row.metric.name for row in rows}
     metadata = baseline.get("metadata") or {}
     return Comparison(

@@ -70,14 +70,14 @@ def _is_executable(path: Path) -> bool:
     return path.is_file() and os.access(path, os.X_OK)
 
 
-def tool_version(binary: Path) -> str:
-    """The first line of ``<binary> --version`` (llama.cpp prints it on stderr)."""
+def tool_version(binary: Path, timeout: float = 5.0) -> str:
+    """The ``version: …`` line of ``<binary> --version`` (llama.cpp prints it on stderr);
+    "unknown" when the binary fails, hangs past ``timeout`` or prints no such line."""
     try:
         proc = subprocess.run(
-            [str(binary), "--version"], capture_output=True, text=True, timeout=30, check=False
+            [str(binary), "--version"], capture_output=True, text=True, timeout=timeout, check=False
         )
-    except (OSError, subprocess.TimeoutExpired) as exc:
-        return f"unknown ({exc})"
-    lines = [ln.strip() for ln in (proc.stdout + proc.stderr).splitlines() if ln.strip()]
-    version = [ln for ln in lines if ln.startswith("version")]
-    return (version or lines or ["unknown"])[0]
+    except (OSError, subprocess.TimeoutExpired):
+        return "unknown"
+    lines = [ln.strip() for ln in (proc.stdout + proc.stderr).splitlines()]
+    return next((ln for ln in lines if ln.startswith("version")), "unknown")

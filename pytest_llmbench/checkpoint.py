@@ -293,6 +293,18 @@ class Progress:
         """Cells carried from the checkpoint → the skip reason their tests get."""
         return {cell_id: resumed_reason(entry["run"]) for cell_id, entry in self.carried.items()}
 
+    def carried_failures(self) -> list[str]:
+        """The carried cells with a failed or erroring test: a resumed run exits as the whole
+        run would have."""
+        return [
+            cell_id
+            for cell_id, entry in self.carried.items()
+            if any(
+                test.get("outcome") in ("failed", "error")
+                for test in entry["record"].get("tests", {}).values()
+            )
+        ]
+
     def carry_into(self, store: ResultStore) -> None:
         """Put the checkpoint's finished cells into this run's store, marked as resumed."""
         for cell_id, entry in self.carried.items():

@@ -44,7 +44,10 @@ from pytest_llmbench.models import (
     ModelUnavailable,
     ScanEntry,
     atomic_write_text,
+    fix_command,
     from_hub,
+    known_file,
+    rehash,
     resolve,
     scan,
     sha256_file,
@@ -61,6 +64,7 @@ from pytest_llmbench.registry import (
     parse_load_config,
     registry_path,
 )
+from pytest_llmbench.report.benchmark_json import write_benchmark_json
 from pytest_llmbench.report.csv_report import write_csv
 from pytest_llmbench.report.html_report import write_html
 from pytest_llmbench.report.merge import ReportError, load_report, merge_reports
@@ -139,6 +143,17 @@ def _report_compare(args: argparse.Namespace) -> int:
     return 1 if comparison.regressions else 0
 
 
+def _report_export(args: argparse.Namespace) -> int:
+    source: Path = args.input
+    target: Path = args.output or source.with_name(f"{source.stem}-benchmark.json")
+    if target.resolve() == source.resolve():
+        raise UsageError(f"{target}: the export would overwrite the input; choose another -o")
+    write_benchmark_json(load_report(source), target)
+    count = len(json.loads(target.read_text(encoding="utf-8"))["benchmarks"])
+    print(f"wrote {target} ({count} benchmarks, pytest-benchmark format)")
+    return 0
+
+
 def add_report_commands(commands: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     report = commands.add_parser(
         "report",
@@ -197,6 +212,26 @@ def add_report_commands(commands: argparse._SubParsersAction) -> None:  # type: 
         f"metrics: {baseline.metric_names()}",
     )
     compare.set_defaults(handler=_report_compare)
+    export = sub.add_parser(
+        "export",
+        help="write a report in another tool's format (pytest-benchmark's JSON)",
+        description=(
+            "pytest-benchmark: one benchmark per cell and timed metric, stats over the "
+            "per-run samples; read by `pytest-benchmark compare` and github-action-benchmark."
+        ),
+    )
+    export.add_argument("input", type=Path, metavar="REPORT.json")
+    export.add_argument(
+        "--format", required=True, choices=("pytest-benchmark",), help="the output format"
+    )
+    export.add_argument(
+        "-o",
+        "--output",
+        type=Path,
+        metavar="OUT.json",
+        help="where to write (default: REPORT-benchmark.json beside the input)",
+    )
+    export.set_defaults(handler=_report_export)
 
 
 # ------------------------------------------------------------------ compat and variants
@@ -752,11 +787,64 @@ def _models_verify(args: argparse.Namespace) -> int:
             print(f"ok        {record.model_id}-{record.quant}: {path}")
             continue
         problems += 1
-        print(f"MISMATCH  {record.model_id}-{record.quant}: {path}: {problem}")
+        fix = f"`{fix_command('rehash', path, ctx.store)}` or `{fix_command('forget', path, ctx.store)}`"
+        print(f"MISMATCH  {record.model_id}-{record.quant}: {path}: {problem} (fix: {fix})")
     for entry in scan(ctx.catalog, ctx.store).entries:
         if entry.status == "unrecorded":
-            print(f"note: {entry.path} is not in metadata.json (never checksummed)")
+            print(
+                f"note: {entry.path} is not in metadata.json (never checksummed): a run records "
+                f"it once it loads, or now: `{fix_command('rehash', entry.path, ctx.store)}`"
+            )
     print(f"{len(records)} recorded files checked, {problems} with problems")
+    return 1 if problems else 0
+
+
+def _store_files(ctx: _Store, ref: str | None) -> list[tuple[Path, Cell | None]]:
+    """The files ``ref`` names: a path, a cell id (model-QUANT) or a model id; with no ``ref``
+    every recorded file.  Each comes with its catalog cell when it has one."""
+    cells = {e.path: Cell(e.model, e.quant) for e in scan(ctx.catalog, ctx.store).entries if e.path}
+    recorded = [Path(key) for key in sorted(ctx.store.records())]
+    if ref is None:
+        return [(path, cells.get(path)) for path in recorded]
+    path = Path(ref).expanduser().absolute()
+    if path.is_file() or path in recorded:
+        return [(path, cells.get(path))]
+    named = [
+        Cell(m, q) for m in ctx.catalog.models for q in m.files if ref in (m.id, f"{m.id}-{q}")
+    ]
+    found = [(p, c) for c in named if (p := known_file(c, ctx.store)[0]) is not None]
+    if not found:
+        problem = "on this machine" if named else "a recorded file, a model id or a cell id"
+        raise ConfigError("ID|PATH", "argument", ref, f"not {problem}")
+    return found
+
+
+def _models_forget(args: argparse.Namespace) -> int:
+    ctx = _model_store(args)
+    for path, _cell in _store_files(ctx, args.target):
+        if ctx.store.lookup(path) is None:
+            print(f"not recorded  {path}")
+            continue
+        ctx.store.forget(path)
+        print(f"forgotten     {path} (a run records it again once a server loaded it)")
+    return 0
+
+
+def _models_rehash(args: argparse.Namespace) -> int:
+    ctx = _model_store(args)
+    problems = 0
+    for path, cell in _store_files(ctx, args.target):
+        if not path.is_file():
+            problems += 1
+            print(f"MISSING   {path} (drop its record: `{fix_command('forget', path, ctx.store)}`)")
+            continue
+        try:
+            record = rehash(ctx.store, path, *((cell.model, cell.quant) if cell else ()))
+        except (ModelCorrupt, ModelUnavailable) as exc:
+            problems += 1
+            print(f"REFUSED   {exc}")
+            continue
+        print(f"recorded  {path}: {_gb(record.size_bytes)}, sha256 {record.sha256[:16]}…")
     return 1 if problems else 0
 
 
@@ -859,7 +947,7 @@ def _model_errors(handler: Callable[[argparse.Namespace], int]) -> Callable[...,
 def add_models_commands(commands: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     models = commands.add_parser(
         "models",
-        help="the model store: list, download, verify, derive, info",
+        help="the model store: list, download, verify, forget, rehash, derive, info",
         description="Model files as models.yaml names them, in model_dir (organised by size "
         "class) with checksums in model_dir/metadata.json.",
     )
@@ -903,6 +991,22 @@ def add_models_commands(commands: argparse._SubParsersAction) -> None:  # type: 
         help="re-hash every file in metadata.json; exit 1 on any mismatch",
     )
     verify.set_defaults(handler=_model_errors(_models_verify))
+    forget = sub.add_parser(
+        "forget",
+        parents=[common],
+        help="drop a file's record from metadata.json (the next run checks it afresh)",
+    )
+    forget.add_argument("target", metavar="ID|PATH", help="a file, a cell id or a model id")
+    forget.set_defaults(handler=_model_errors(_models_forget))
+    rehash_ = sub.add_parser(
+        "rehash",
+        parents=[common],
+        help="accept a file as it is now: check it reads as GGUF, record its size and sha256",
+    )
+    rehash_.add_argument(
+        "target", nargs="?", metavar="ID|PATH", help="default: every recorded file"
+    )
+    rehash_.set_defaults(handler=_model_errors(_models_rehash))
     derive = sub.add_parser(
         "derive",
         parents=[common],

@@ -16,6 +16,7 @@ from typing import Any
 
 import yaml
 
+from pytest_llmbench import stats
 from pytest_llmbench.server_options import OptionError, check
 
 # Quantization types llama-quantize knows (its --help list), plus the float formats.
@@ -29,7 +30,17 @@ KNOWN_QUANTS = (
 
 # Also the order of a cell's tests: profiles on the cell's default server first, then those that
 # need a server of their own (long context, embeddings); stress runs after every cell.
-PROFILES = ("load", "interactive", "batch", "quality", "long_context", "embedding", "stress")
+PROFILES = (
+    "load",
+    "interactive",
+    "batch",
+    "quality",
+    "long_context",
+    "embedding",
+    "stress",
+    "divergence",
+    "serving",
+)
 
 
 class ConfigError(Exception):
@@ -63,9 +74,11 @@ class LlamaCppSettings:
 class InteractiveThresholds:
     min_tokens_per_sec: float = 2.0
     max_time_to_first_token: float = 30.0
-    max_variance: float = 20.0
+    max_variance: float = 20.0  # CV (%) of tokens/s over 1-second windows
+    max_stall_ms: float = 250.0  # a gap longer than this is a pause a reader notices
+    max_stalls: float = 1.0  # stalls per run (median over the runs)
     n_predict: int = 500
-    repetitions: int = 3
+    repetitions: int | str = "auto"  # "auto": the measurement section's stopping rule
 
 
 @dataclass(frozen=True)
@@ -107,6 +120,72 @@ class EmbeddingThresholds:
 
 
 @dataclass(frozen=True)
+class DivergenceThresholds:
+    """Defaults from llama.cpp's published KL-divergence tables (8B-class models): Q8_0 and Q6_K
+    stay under 0.01 with ≥ 97 % same top token, Q4_K_M near 0.03–0.05 and ~92 %, Q3_K_M near
+    0.1 and ~87 %, Q2_K 0.3 and more with under 80 %.  The limits pass Q3_K_M and up and flag
+    the loss of Q2_K-class files; small models lose more at every level."""
+
+    max_kld: float = 0.3  # mean KL divergence from the reference (nats per token)
+    min_same_top_percent: float = 75.0  # most likely token the same as the reference's
+    max_ppl_increase_percent: float = 30.0  # perplexity above the reference's
+    tokens: int = 8192  # text tokens evaluated (chunks of ctx); the second half of each scored
+    ctx: int = 512
+
+
+@dataclass(frozen=True)
+class ServingObjectives:
+    """Per-request objectives (any subset; null: not an objective) and the share that must
+    meet them all.  Defaults: the first token within 1 s and 10 t/s per user (100 ms per token),
+    a pace a reader follows comfortably."""
+
+    ttft_ms: float | None = 1000.0
+    tpot_ms: float | None = 100.0
+    e2e_ms: float | None = None
+    min_share: float = 90.0  # percent of requests
+
+
+@dataclass(frozen=True)
+class ServingThresholds:
+    concurrency: tuple[int, ...] = (1, 2, 4, 8)  # closed-loop users per level, ascending
+    request_rates: tuple[float, ...] = ()  # open-loop levels (requests/s, Poisson arrivals)
+    requests_per_level: int = 16  # measured requests per level (at least one per user)
+    duration_s: float | None = None  # or: keep each level busy this long instead
+    isl: int = 128  # input tokens per request: mean ...
+    isl_stdev: int = 16  # ... and standard deviation
+    osl: int = 64  # output tokens per request (ignore_eos): mean ...
+    osl_stdev: int = 8
+    seed: int = 0
+    min_users: int = 1  # the assertion: capacity ≥ this many concurrent users
+    slo: ServingObjectives = field(default_factory=ServingObjectives)
+
+    @property
+    def slot_ctx(self) -> int:
+        """Context one slot needs for the longest plausible request (mean + 4 sd each, + margin)."""
+        return self.isl + 4 * self.isl_stdev + self.osl + 4 * self.osl_stdev + 64
+
+
+@dataclass(frozen=True)
+class MeasurementSettings:
+    """How often a profile repeats its measured request when ``repetitions`` is ``auto``."""
+
+    target_precision_percent: float = 3.0
+    min_repetitions: int = 3
+    max_repetitions: int = 10
+    time_budget_s: float = 180.0
+
+    def rule(self, repetitions: int | str) -> stats.StopRule:
+        fixed = repetitions if isinstance(repetitions, int) else None
+        return stats.StopRule(
+            self.target_precision_percent,
+            self.min_repetitions,
+            self.max_repetitions,
+            self.time_budget_s,
+            fixed,
+        )
+
+
+@dataclass(frozen=True)
 class Thresholds:
     interactive: InteractiveThresholds = field(default_factory=InteractiveThresholds)
     long_context: LongContextThresholds = field(default_factory=LongContextThresholds)
@@ -114,6 +193,8 @@ class Thresholds:
     quality: QualityThresholds = field(default_factory=QualityThresholds)
     stress: StressThresholds = field(default_factory=StressThresholds)
     embedding: EmbeddingThresholds = field(default_factory=EmbeddingThresholds)
+    divergence: DivergenceThresholds = field(default_factory=DivergenceThresholds)
+    serving: ServingThresholds = field(default_factory=ServingThresholds)
 
 
 @dataclass(frozen=True)
@@ -142,8 +223,16 @@ class Settings:
 
     llama_cpp: LlamaCppSettings = field(default_factory=LlamaCppSettings)
     test_mode: str = "full"
-    profiles: tuple[str, ...] = ("load", "interactive", "long_context", "batch", "quality")
+    profiles: tuple[str, ...] = (
+        "load",
+        "interactive",
+        "long_context",
+        "batch",
+        "quality",
+        "divergence",
+    )
     thresholds: Thresholds = field(default_factory=Thresholds)
+    measurement: MeasurementSettings = field(default_factory=MeasurementSettings)
     limits: Limits = field(default_factory=Limits)
     model_dir: str = "models"
     output: OutputSettings = field(default_factory=OutputSettings)
@@ -231,6 +320,7 @@ class Model:
     file_sizes_gb: dict[str, float] = field(default_factory=dict)
     category: str | None = None  # tiny, small, medium or large: picks CI subsets
     variants: dict[str, Variant] = field(default_factory=dict)  # parsed by _load_variants
+    reference: str | None = None  # the quant the divergence profile compares against
 
     @property
     def quants(self) -> tuple[str, ...]:
@@ -284,7 +374,12 @@ def _convert(tp: Any, value: Any, file: Path, key: str) -> Any:
         args = [a for a in typing.get_args(tp) if a is not type(None)]
         if value is None:
             return None
-        return _convert(args[0], value, file, key)
+        for arg in args[:-1]:  # e.g. int | str: a number, else a word such as "auto"
+            try:
+                return _convert(arg, value, file, key)
+            except ConfigError:
+                pass
+        return _convert(args[-1], value, file, key)
     if dataclasses.is_dataclass(tp):
         return _build(tp, value, file, key)
     if origin is tuple:
@@ -401,9 +496,64 @@ def _validate_settings(s: Settings, path: Path) -> None:
         )
     if s.llama_cpp.parallel < 1:
         raise ConfigError(path, "llama_cpp.parallel", s.llama_cpp.parallel, "expected ≥ 1")
-    if s.thresholds.interactive.repetitions < 1:
-        reps = s.thresholds.interactive.repetitions
-        raise ConfigError(path, "thresholds.interactive.repetitions", reps, "expected ≥ 1")
+    reps = s.thresholds.interactive.repetitions
+    if reps != "auto" and not (isinstance(reps, int) and reps >= 1):
+        raise ConfigError(
+            path, "thresholds.interactive.repetitions", reps, "expected auto or a count ≥ 1"
+        )
+    m = s.measurement
+    if m.min_repetitions < 1 or m.max_repetitions < m.min_repetitions:
+        raise ConfigError(
+            path,
+            "measurement.max_repetitions",
+            m.max_repetitions,
+            f"expected min_repetitions ≥ 1 and max_repetitions ≥ min_repetitions ({m.min_repetitions})",
+        )
+    if m.target_precision_percent <= 0:
+        raise ConfigError(
+            path,
+            "measurement.target_precision_percent",
+            m.target_precision_percent,
+            "expected a percentage > 0",
+        )
+    serving = s.thresholds.serving
+    levels = serving.concurrency
+    if not levels or min(levels) < 1 or list(levels) != sorted(set(levels)):
+        raise ConfigError(
+            path,
+            "thresholds.serving.concurrency",
+            list(levels),
+            "expected users per level, ascending, each ≥ 1 (e.g. [1, 2, 4, 8])",
+        )
+    if any(rate <= 0 for rate in serving.request_rates):
+        raise ConfigError(
+            path,
+            "thresholds.serving.request_rates",
+            list(serving.request_rates),
+            "expected requests per second > 0",
+        )
+    if serving.isl < 1 or serving.osl < 2 or serving.requests_per_level < 1:
+        raise ConfigError(
+            path,
+            "thresholds.serving.osl",
+            serving.osl,
+            "expected isl ≥ 1, osl ≥ 2 and requests_per_level ≥ 1",
+        )
+    if not 0 < serving.slo.min_share <= 100:
+        raise ConfigError(
+            path,
+            "thresholds.serving.slo.min_share",
+            serving.slo.min_share,
+            "expected a percentage above 0 and at most 100",
+        )
+    div = s.thresholds.divergence
+    if div.ctx < 16 or div.tokens < div.ctx:
+        raise ConfigError(
+            path,
+            "thresholds.divergence.tokens",
+            div.tokens,
+            f"expected ctx ≥ 16 and tokens ≥ ctx ({div.ctx})",
+        )
     if s.thresholds.interactive.n_predict < 2:
         n = s.thresholds.interactive.n_predict
         raise ConfigError(path, "thresholds.interactive.n_predict", n, "expected ≥ 2 tokens")
@@ -492,6 +642,10 @@ def _validate_model(model: Model, path: Path, key: str) -> None:
             raise ConfigError(
                 path, f"{key}.source.quant", model.source.quant, "must also be listed under files"
             )
+    if model.reference is not None and model.reference not in model.files:
+        raise ConfigError(
+            path, f"{key}.reference", model.reference, "must be one of the model's files"
+        )
     if model.derive is not None:
         _check_quant(path, f"{key}.derive.from", model.derive.base)
         if model.derive.base not in model.files:

@@ -1,27 +1,62 @@
-"""Threshold assertions whose message says metric, value, threshold and what the value means."""
+"""Threshold assertions whose message says metric, value, interval, threshold and meaning.
+
+The rule is the same in every profile (see ``stats.verdict``): the median decides pass or fail.
+When the value's 95 % interval reaches across the threshold the verdict is *borderline*: the
+message says so, and the reports mark the check, but the median still decides.
+"""
 
 from __future__ import annotations
+
+from pytest_llmbench import metrics, stats
 
 
 def _fmt(value: float) -> str:
     return f"{value:.3g}" if abs(value) < 10 else f"{value:.1f}"
 
 
-def at_least(metric: str, value: float | None, minimum: float, unit: str, reading: str) -> None:
+def _shown(value: float, unit: str, interval: stats.Estimate | None) -> str:
+    text = f"{_fmt(value)} {unit}".rstrip()
+    ci = metrics.interval_text(interval)
+    return f"{text} ({ci})" if ci else text
+
+
+def _borderline(interval: stats.Estimate | None, threshold: float) -> str:
+    if interval is None or not interval.straddles(threshold):
+        return ""
+    return " [borderline: the interval reaches across the threshold; the median decides]"
+
+
+def at_least(
+    metric: str,
+    value: float | None,
+    minimum: float,
+    unit: str,
+    reading: str,
+    interval: stats.Estimate | None = None,
+) -> None:
     """Fail unless ``value >= minimum``; a missing value is a failure too, never a pass."""
     if value is None:
         raise AssertionError(f"{metric}: not measured (threshold ≥ {_fmt(minimum)} {unit})")
     if value < minimum:
         raise AssertionError(
-            f"{metric} {_fmt(value)} {unit} < {_fmt(minimum)} {unit} minimum: {reading}"
+            f"{metric} {_shown(value, unit, interval)} < {_fmt(minimum)} {unit} minimum: "
+            f"{reading}{_borderline(interval, minimum)}"
         )
 
 
-def at_most(metric: str, value: float | None, maximum: float, unit: str, reading: str) -> None:
+def at_most(
+    metric: str,
+    value: float | None,
+    maximum: float,
+    unit: str,
+    reading: str,
+    interval: stats.Estimate | None = None,
+) -> None:
     """Fail unless ``value <= maximum``; a missing value is a failure too, never a pass."""
     if value is None:
         raise AssertionError(f"{metric}: not measured (threshold ≤ {_fmt(maximum)} {unit})")
     if value > maximum:
         raise AssertionError(
-            f"{metric} {_fmt(value)} {unit} > {_fmt(maximum)} {unit} maximum: {reading}"
+            f"{metric} {_shown(value, unit, interval)} > {_fmt(maximum)} {unit} maximum: "
+            f"{reading}{_borderline(interval, maximum)}"
         )

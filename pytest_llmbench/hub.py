@@ -35,7 +35,6 @@ from pytest_llmbench.models import (
     ModelUnavailable,
     from_hub,
     new_record,
-    record_local,
     sha256_file,
     verified,
 )
@@ -364,14 +363,14 @@ def _still_good(
             path.unlink()
             return False
         return True
-    # not recorded (put there by hand): compare with the hub, or record it as found when offline
+    # not recorded (put there by hand): compare with the hub; offline, a run records it once
+    # it loads (an unchecked file is never recorded as good)
     model = cell.model
     assert model.repo is not None
     try:
         remote = remote_file(model.repo, model.files[cell.quant], model.revision, endpoint=endpoint)
     except HubError as exc:
-        progress(f"{path}: not checked against the hub ({exc}); recorded as a local file")
-        record_local(store, path, model, cell.quant)
+        progress(f"{path}: not checked against the hub ({exc}); used as it is, not recorded")
         return True
     digest = sha256_file(path)
     if path.stat().st_size == remote.size and remote.sha256 in (None, digest):

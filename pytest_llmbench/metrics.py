@@ -12,6 +12,8 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
+from pytest_llmbench import stats
+
 
 @dataclass(frozen=True)
 class Summary:
@@ -68,6 +70,85 @@ def coefficient_of_variation(values: Sequence[float]) -> float | None:
         return None
     mean = statistics.fmean(values)
     return 100.0 * statistics.stdev(values) / mean if mean else None
+
+
+# ------------------------------------------------------------------ measurements with intervals
+
+
+def measurement(samples: Sequence[float], unit: str) -> dict[str, Any]:
+    """A timed metric as the record keeps it: median, its 95 % interval and every sample."""
+    estimate = stats.median_interval(samples)
+    return {**estimate.as_dict(), "unit": unit, "samples": list(samples)}
+
+
+def estimate(cell: Mapping[str, Any], profile: str, key: str) -> stats.Estimate | None:
+    """The median and interval of ``key`` in a cell's profile, or None when the record has no
+    samples for it (older reports, single-shot metrics)."""
+    return estimate_from(dig(cell, "profiles", profile, "metrics", "measurements", key))
+
+
+def estimate_from(found: Any) -> stats.Estimate | None:
+    """An ``Estimate`` from a measurement as the record keeps it (None if incomplete)."""
+    if not isinstance(found, Mapping):
+        return None
+    parts = [number(found.get(k)) for k in ("value", "low", "high")]
+    if any(p is None for p in parts):
+        return None
+    value, low, high = parts
+    return stats.Estimate(
+        value,  # type: ignore[arg-type]
+        low,  # type: ignore[arg-type]
+        high,  # type: ignore[arg-type]
+        int(number(found.get("count")) or 0),
+        number(found.get("coverage")) or 0.0,
+        str(found.get("method") or ""),
+    )
+
+
+def samples(cell: Mapping[str, Any], profile: str, key: str) -> list[float]:
+    """The per-repetition samples of ``key`` (empty when the record has none)."""
+    found = dig(cell, "profiles", profile, "metrics", "measurements", key, "samples")
+    return (
+        [v for v in (number(x) for x in found) if v is not None] if isinstance(found, list) else []
+    )
+
+
+def interval_text(estimate_: stats.Estimate | None, spec: str = ".3g") -> str:
+    """ "95 % CI 75.5–82.1, 10 runs" (the interval's real coverage when it is below 95 %)."""
+    if estimate_ is None:
+        return ""
+    coverage = estimate_.coverage
+    level = "95 %" if coverage >= stats.CONFIDENCE else f"{100 * coverage:.0f} %"
+    runs = f"{estimate_.count} run{'s' if estimate_.count != 1 else ''}"
+    return f"{level} CI {format(estimate_.low, spec)}–{format(estimate_.high, spec)}, {runs}"
+
+
+# ------------------------------------------------------------------ stream steadiness
+
+
+def window_rates(token_times_s: Sequence[float], window_s: float = 1.0) -> list[float]:
+    """Tokens per second in each full ``window_s`` window from the first token on: the pace a
+    reader sees, blind to millisecond jitter between single tokens."""
+    if len(token_times_s) < 2:
+        return []
+    start = token_times_s[0]
+    full = int((token_times_s[-1] - start) // window_s)
+    counts = [0] * full
+    for t in token_times_s[1:]:
+        index = int((t - start) // window_s)
+        if index < full:
+            counts[index] += 1
+    return [c / window_s for c in counts]
+
+
+def steadiness_cv(token_times_s: Sequence[float], window_s: float = 1.0) -> float | None:
+    """CV (%) of the per-window rates; None with fewer than two full windows."""
+    return coefficient_of_variation(window_rates(token_times_s, window_s))
+
+
+def stalls(gaps_s: Sequence[float], stall_ms: float) -> list[float]:
+    """The gaps (in ms) longer than a perceptible pause."""
+    return [1000.0 * g for g in gaps_s if 1000.0 * g > stall_ms]
 
 
 # ------------------------------------------------------------------ real-world readings
@@ -171,6 +252,14 @@ QUALITY_PERCENT = (
     (None, "reliable for this kind of task"),
 )
 
+KL_DIVERGENCE = (
+    (0.01, "indistinguishable from the reference in practice"),
+    (0.05, "a slight loss: rare differences in wording"),
+    (0.15, "a noticeable loss: wording often differs, facts usually hold"),
+    (0.5, "a clear loss: answers drift from the reference's"),
+    (None, "a heavy loss: the model behaves like a different, weaker one"),
+)
+
 EMBEDDING_LATENCY_MS = (
     (10.0, "instant: fine for search-as-you-type"),
     (50.0, "fast enough for interactive search"),
@@ -185,7 +274,7 @@ TABLES = {
     "memory_gb": MEMORY_GB,
     "batch_docs_per_hour": BATCH_DOCS_PER_HOUR,
     "temperature_c": TEMPERATURE_C,
-    "itl_cv_percent": STREAM_CONSISTENCY_CV,
+    "steadiness_cv_percent": STREAM_CONSISTENCY_CV,
     "prompt_tokens_per_second": PROMPT_TOKENS_PER_SECOND,
     "batch_cv_percent": BATCH_CONSISTENCY_CV,
     "slowdown_percent": SLOWDOWN_PERCENT,
@@ -193,6 +282,7 @@ TABLES = {
     "memory_growth_mb": MEMORY_GROWTH_MB,
     "quality_percent": QUALITY_PERCENT,
     "embedding_latency_ms": EMBEDDING_LATENCY_MS,
+    "mean_kld": KL_DIVERGENCE,
 }
 
 
@@ -530,7 +620,8 @@ def normalise_0_100(values: Sequence[float | None]) -> list[float | None]:
 
 @dataclass(frozen=True)
 class Check:
-    """One measured metric against its threshold, as the usability rating weighs it."""
+    """One measured metric against its threshold, as the usability rating weighs it; with its
+    interval when the metric has samples (then a verdict across the threshold is borderline)."""
 
     profile: str
     metric: str
@@ -538,6 +629,7 @@ class Check:
     threshold: float
     higher_is_better: bool
     critical: bool
+    interval: stats.Estimate | None = None
 
     @property
     def margin(self) -> float:
@@ -547,10 +639,23 @@ class Check:
     def met(self) -> bool:
         return self.margin >= 0
 
+    @property
+    def borderline(self) -> bool:
+        return self.interval is not None and self.interval.straddles(self.threshold)
+
     def as_dict(self) -> dict[str, Any]:
         out = asdict(self)
+        out.pop("interval")
+        out["low"] = self.interval.low if self.interval else None
+        out["high"] = self.interval.high if self.interval else None
         out["margin_percent"] = round(100 * self.margin, 1) if math.isfinite(self.margin) else None
         out["met"] = self.met
+        out["borderline"] = self.borderline
+        out["verdict"] = (
+            stats.verdict(self.interval, self.threshold, self.higher_is_better)
+            if self.interval
+            else (stats.PASS if self.met else stats.FAIL)
+        )
         return out
 
 
@@ -567,7 +672,8 @@ def threshold_checks(
     ) -> None:
         limit_ = number(limit)
         if value is not None and limit_ is not None and limit_ > 0:
-            checks.append(Check(profile, metric, value, limit_, higher, critical))
+            interval = estimate(cell, profile, metric)
+            checks.append(Check(profile, metric, value, limit_, higher, critical, interval))
 
     interactive = profile_metrics(cell, "interactive")
     t = thresholds.get("interactive") or {}
@@ -589,12 +695,16 @@ def threshold_checks(
     )
     add(
         "interactive",
-        "itl_cv_percent",
-        number(interactive.get("itl_cv_percent")),
+        "steadiness_cv_percent",
+        number(interactive.get("steadiness_cv_percent")),
         t.get("max_variance"),
         False,
         False,
     )
+    stalls_ = number(interactive.get("stalls_per_run"))
+    max_stalls = number(t.get("max_stalls"))
+    if stalls_ is not None and max_stalls is not None:  # a limit of 0 stalls is a real limit
+        checks.append(Check("interactive", "stalls_per_run", stalls_, max_stalls, False, False))
     add("load", "load_seconds", load_seconds(cell), limits.get("max_load_time"), False, True)
     add("load", "memory_gb", memory_gb(cell), limits.get("max_memory_gb"), False, True)
     long_context = profile_metrics(cell, "long_context")
@@ -647,6 +757,25 @@ def threshold_checks(
         False,
         False,
     )
+    diverged = profile_metrics(cell, "divergence")
+    t = thresholds.get("divergence") or {}
+    add("divergence", "mean_kld", number(diverged.get("mean_kld")), t.get("max_kld"), False, False)
+    add(
+        "divergence",
+        "same_top_percent",
+        number(diverged.get("same_top_percent")),
+        t.get("min_same_top_percent"),
+        True,
+        False,
+    )
+    add(
+        "divergence",
+        "ppl_increase_percent",
+        number(diverged.get("ppl_increase_percent")),
+        t.get("max_ppl_increase_percent"),
+        False,
+        False,
+    )
     embedding = profile_metrics(cell, "embedding")
     t = thresholds.get("embedding") or {}
     latency = first_number(embedding, "latency_ms", "median_latency_ms")
@@ -689,6 +818,7 @@ def derive_cell(cell: Mapping[str, Any], settings: Mapping[str, Any]) -> dict[st
         if isinstance(entry, Mapping)
     }
     tps = number(profile_metrics(cell, "interactive").get("tokens_per_second"))
+    same_top = number(profile_metrics(cell, "divergence").get("same_top_percent"))
     memory = memory_gb(cell)
     context = context_tokens(cell, int(default_ctx) if default_ctx else None)
     quality = quality_overall(profile_metrics(cell, "quality"))
@@ -700,7 +830,17 @@ def derive_cell(cell: Mapping[str, Any], settings: Mapping[str, Any]) -> dict[st
         "context_tokens": context,
         "efficiency_score": efficiency_score(tps, context, memory),
         "quality_overall": quality,
-        "cost_benefit_raw": cost_benefit_raw(quality, tps, memory),
+        # what accuracy decisions use: agreement with the reference when it was measured
+        # (precise, per quant), else the quiz's overall score
+        "accuracy": same_top if same_top is not None else quality,
+        "accuracy_source": "divergence"
+        if same_top is not None
+        else "quality"
+        if quality is not None
+        else None,
+        "cost_benefit_raw": cost_benefit_raw(
+            same_top if same_top is not None else quality, tps, memory
+        ),
         "profile_ratings": ratings,
         "rating": rating,
         "checks": [c.as_dict() for c in checks],

@@ -18,7 +18,7 @@ from typing import Any
 import yaml
 
 from pytest_llmbench.config import Settings
-from pytest_llmbench.models import ModelStore, cached_per_file
+from pytest_llmbench.models import ModelStore, cached_per_file, gguf_reader
 
 # The profiles that generate text; an encoder-only model (BERT and kin) cannot serve them.
 GENERATION_PROFILES = ("interactive", "batch", "quality", "long_context", "stress")
@@ -64,9 +64,7 @@ PERMISSIVE_LICENSES = frozenset(
 def gguf_snapshot(path: Path, max_items: int = MAX_ARRAY_ITEMS) -> list[dict[str, Any]]:
     """Every header key as ``{"key", "type", "value"}``, in file order; an array longer than
     ``max_items`` has its type as its value (``"array[49152] of string"``), not its items."""
-    import gguf  # numpy comes with it; only needed here
-
-    reader = gguf.GGUFReader(str(path))
+    reader = gguf_reader(path)
     snapshot = []
     for key, field in reader.fields.items():
         types = [t.name.lower() for t in field.types]

@@ -13,9 +13,11 @@ import contextlib
 import hashlib
 import json
 import os
+import re
 import subprocess
 import tempfile
 import time
+import warnings
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, fields, replace
 from importlib.metadata import PackageNotFoundError, distribution
@@ -37,6 +39,51 @@ class ModelUnavailable(Exception):
 
 class ModelCorrupt(Exception):
     """A file exists but does not match its recorded checksum."""
+
+
+class ModelUnloadable(ModelCorrupt):
+    """A file that cannot load whatever is tried: bad magic, tensor data past its end."""
+
+
+# What the gguf reader (numpy, reading past the end) and llama.cpp's loader say about a damaged
+# file: no retry helps.
+_DAMAGE = re.compile(
+    r"magic invalid|cannot reshape array|mmap length is greater|smaller than requested size"
+    r"|when changing to a larger dtype|out of bounds for axis"
+    r"|invalid magic|failed to read (the )?(magic|header|key-value|tensor)"
+    r"|not within the file bounds|file is truncated|unexpectedly reached end of file",
+    re.I,
+)
+# A file llama.cpp reads but cannot run: deterministic too, but the cell's incompatibility.
+_UNSUPPORTED = re.compile(r"unknown model architecture|unknown architecture", re.I)
+
+
+def damage_in(text: str) -> str | None:
+    """The line of a reader error or server log that says the file itself is damaged."""
+    return next((ln.strip() for ln in text.splitlines() if _DAMAGE.search(ln)), None)
+
+
+def deterministic_load_error(text: str) -> bool:
+    """Whether a failed load would fail again the same way (damaged file, unknown architecture)."""
+    return damage_in(text) is not None or _UNSUPPORTED.search(text) is not None
+
+
+def fix_command(verb: str, path: Path, store: ModelStore) -> str:
+    """``llmbench models rehash|forget PATH --model-dir DIR``: the command a message names."""
+    return f"llmbench models {verb} {path} --model-dir {store.root}"
+
+
+def damaged_advice(path: Path, store: ModelStore) -> str:
+    return (
+        f"the file is truncated or damaged: put a complete copy at {path}, then check it with "
+        f"`{fix_command('rehash', path, store)}`"
+    )
+
+
+def unloadable(path: Path, reason: str, store: ModelStore) -> ModelUnloadable:
+    return ModelUnloadable(
+        f"{path}: not a loadable GGUF file ({reason}); {damaged_advice(path, store)}"
+    )
 
 
 # ---------------------------------------------------------------- checksums and atomic writes
@@ -225,10 +272,14 @@ def verified(store: ModelStore, path: Path, hasher: Callable[[Path], str] = sha2
         return path
     record = FileRecord.from_dict(entry)
     stat = path.stat()
+    fix = (
+        f"if the new file is the one you want, `{fix_command('rehash', path, store)}`; "
+        f"to drop the record, `{fix_command('forget', path, store)}`"
+    )
     if stat.st_size != record.size_bytes:
         raise ModelCorrupt(
-            f"{path}: {stat.st_size} bytes, {record.size_bytes} recorded; the file is truncated or "
-            "replaced; delete it and run again"
+            f"{path}: {stat.st_size} bytes, {record.size_bytes} recorded; the file changed since "
+            f"it was recorded (truncated or replaced); {fix}"
         )
     if record.mtime_ns == stat.st_mtime_ns:
         return path
@@ -236,7 +287,7 @@ def verified(store: ModelStore, path: Path, hasher: Callable[[Path], str] = sha2
     if digest != record.sha256:
         raise ModelCorrupt(
             f"{path}: sha256 {digest} differs from {record.sha256} recorded in "
-            f"{store.metadata_path}; the file changed on disk; delete it and run again"
+            f"{store.metadata_path}; the file changed since it was recorded; {fix}"
         )
     store.update(path, mtime_ns=stat.st_mtime_ns)
     return path
@@ -267,7 +318,8 @@ def new_record(
 
 
 def record_local(store: ModelStore, path: Path, model: Model, quant: str) -> Path:
-    """Checksum and record a file someone put in ``model_dir`` by hand (``source: local``).
+    """Checksum and record a file someone put in ``model_dir`` by hand (``source: local``), once
+    it proved good (a server loaded it, or the user asked with ``llmbench models rehash``).
 
     Under the store's lock, and only if still unrecorded, so parallel workers hash it once.
     """
@@ -275,6 +327,40 @@ def record_local(store: ModelStore, path: Path, model: Model, quant: str) -> Pat
         if store.lookup(path) is None:
             store.record(new_record(store, path, model, quant, "local"))
     return path
+
+
+def rehash(
+    store: ModelStore, path: Path, model: Model | None = None, quant: str | None = None
+) -> FileRecord:
+    """``llmbench models rehash``: the user says this file is the one; once it reads as a whole
+    GGUF, its current size and sha256 replace the recorded ones (or are recorded, for a catalog
+    file not recorded yet, given its ``model`` and ``quant``)."""
+    try:
+        read_gguf_info(path)
+    except ModelUnloadable as exc:
+        raise unloadable(path, str(exc), store) from None
+    except Exception:  # pragma: no cover - a newer GGUF than the reader knows; llama.cpp decides
+        pass
+    with store.locked():
+        entry = store.lookup(path)
+        if entry is None:
+            if model is None or quant is None:
+                raise ModelUnavailable(f"{path}: not recorded and not a catalog file")
+            record = new_record(store, path, model, quant, "local")
+        else:
+            old = FileRecord.from_dict(entry)
+            stat, digest = path.stat(), sha256_file(path)
+            record = replace(
+                old,
+                size_bytes=stat.st_size,
+                sha256=digest,
+                mtime_ns=stat.st_mtime_ns,
+                recorded_at=_now(),
+                source=old.source if digest == old.sha256 else "local",
+                **file_facts(store, path),
+            )
+        store.record(record)
+    return record
 
 
 def resolve(
@@ -287,9 +373,9 @@ def resolve(
     """The file for ``cell``: found, shipped, derived now (once, atomically, checksummed), or
     fetched with ``download`` (``hub.fetch``) when one is given and the model has a hub repo.
 
-    A file found unrecorded is checksummed and recorded (``source: local``); with
-    ``download`` it is checked against the hub instead, and a stored hub file that fails its
-    size or sha256 check is fetched again.
+    A file found unrecorded is returned as it is: it is recorded (``source: local``) only once
+    a server loaded it (:func:`record_local`); with ``download`` it is checked against the hub
+    instead, and a stored hub file that fails its size or sha256 check is fetched again.
     """
     model, quant = cell.model, cell.quant
     can_download = download is not None and from_hub(model, quant)
@@ -302,7 +388,7 @@ def resolve(
                 if not can_download:
                     raise
         elif not can_download:  # with a downloader, hub.fetch checks it against the hub
-            return record_local(store, found, model, quant)
+            return found
     elif model.source is not None and model.source.quant == quant:
         return _shipped(model, store)
     elif model.derive is not None and quant in model.derive.quants:
@@ -341,6 +427,20 @@ def base_cell(cell: Cell) -> Cell:
     """The cell a derived quant is made from."""
     assert cell.model.derive is not None
     return Cell(cell.model, cell.model.derive.base)
+
+
+def reference_quant(model: Model, quant: str, store: ModelStore) -> str | None:
+    """The quant a cell's divergence is measured against: ``reference`` from the catalog; for a
+    derived quant, the file it was made from (the loss of requantizing); otherwise the
+    highest-precision file of the model on disk (derived files never count: they cannot be more
+    precise than their source).  None when no candidate is on disk."""
+    if model.reference is not None:
+        return model.reference
+    derived = model.derive.quants if model.derive else ()
+    if model.derive is not None and quant in derived:
+        return model.derive.base
+    on_disk = [q for q in model.quants if q not in derived and known_file(Cell(model, q), store)[0]]
+    return max(on_disk, key=lambda q: termination.BITS_PER_WEIGHT.get(q, 8.0), default=None)
 
 
 def known_file(cell: Cell, store: ModelStore) -> tuple[Path | None, int | None]:
@@ -576,11 +676,44 @@ class GGUFInfo:
     size_label: str | None
 
 
-def read_gguf_info(path: Path) -> GGUFInfo:
-    """Read header key/values and tensor shapes with the ``gguf`` package (memory-mapped)."""
+_READERS: dict[tuple[str, int, int], Any] = {}
+
+
+def gguf_reader(path: Path) -> Any:
+    """The ``gguf`` package's reader for ``path``, parsed once per file version (path, size,
+    mtime) in this process: a large vocabulary takes seconds.  Its warnings (numpy's, on a
+    damaged file) stay here; a damaged file raises :class:`ModelUnloadable`."""
     import gguf  # imported here: it pulls numpy, which plain option parsing does not need
 
-    reader = gguf.GGUFReader(str(path))
+    stat = path.stat()
+    key = (str(path), stat.st_size, stat.st_mtime_ns)
+    if key not in _READERS:
+        reader: Any
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                reader = gguf.GGUFReader(str(path))
+        except Exception as exc:
+            if damage_in(str(exc)) is None:
+                raise
+            reason = (  # numpy's words for reading past the end mean nothing to a user
+                "bad magic: not a GGUF file"
+                if "magic" in str(exc).lower()
+                else f"its data ends at byte {stat.st_size}, before what its header declares"
+            )
+            reader = ModelUnloadable(reason)  # the caller words it for its store
+        _READERS.clear()  # one file at a time: a reader maps the whole file
+        _READERS[key] = reader  # a damaged file's verdict is kept too: no second slow parse
+    if isinstance(_READERS[key], ModelUnloadable):
+        raise ModelUnloadable(str(_READERS[key]))  # a fresh one: no traceback piling up
+    return _READERS[key]
+
+
+def read_gguf_info(path: Path) -> GGUFInfo:
+    """Read header key/values and tensor shapes with the ``gguf`` package (memory-mapped)."""
+    import gguf
+
+    reader = gguf_reader(path)
 
     def value(key: str) -> Any:
         field = reader.fields.get(key)

@@ -34,6 +34,22 @@ def cpu_share(cores: int, workers: int, index: int, threads: int | None = None) 
     return CpuShare(per_worker, affinity, workers, oversubscribed=workers > cores)
 
 
+def oversubscription(cores: int, workers: int, threads: int | None = None) -> str | None:
+    """One warning with the split chosen when ``-n`` asks for more workers than usable cores
+    (None when each worker has cores of its own)."""
+    if workers <= cores:
+        return None
+    split = ", ".join(
+        f"gw{i}: core {','.join(map(str, cpu_share(cores, workers, i, threads).affinity or ()))}"
+        for i in range(workers)
+    )
+    per = cpu_share(cores, workers, 0, threads).threads
+    return (
+        f"warning: -n {workers} on {cores} usable cores: {per} thread(s) per server and workers "
+        f"share cores ({split}); their timings disturb each other, use -n {cores} or fewer"
+    )
+
+
 def worker_identity(workerinput: dict[str, Any]) -> tuple[int, int]:
     """(index, count) from xdist's workerinput ('gw3' → 3)."""
     worker_id = str(workerinput.get("workerid", "gw0"))

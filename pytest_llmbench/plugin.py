@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import http.client
 import shutil
 from pathlib import Path
 from typing import Any
@@ -10,6 +11,7 @@ import pytest
 
 from pytest_llmbench import baseline, checkpoint, parallel
 from pytest_llmbench import config as cfg
+from pytest_llmbench.client import RequestFailed
 from pytest_llmbench.keys import (
     BASELINE_KEY,
     BASELINE_OUTCOME_KEY,
@@ -20,9 +22,12 @@ from pytest_llmbench.keys import (
     STRESS_PLAN_KEY,
 )
 from pytest_llmbench.matrix import Cell
+from pytest_llmbench.report.benchmark_json import write_benchmark_json
 from pytest_llmbench.report.merge import ReportError, load_report
 from pytest_llmbench.report.outputs import run_report, write_reports
+from pytest_llmbench.report.progress_lines import cell_line, write_line
 from pytest_llmbench.report.terminal import summary_lines
+from pytest_llmbench.server import ServerError
 from pytest_llmbench.session import BenchSession
 from pytest_llmbench.session_factory import build_session, close_run_logger
 from pytest_llmbench.workloads import stress
@@ -171,6 +176,12 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         help="where baselines are saved (default: ini llmbench_baseline_dir, then "
         "<rootdir>/.llmbench/baselines)",
     )
+    group.addoption(
+        "--llm-benchmark-json",
+        metavar="PATH",
+        help="also write the run in pytest-benchmark's JSON format (pytest-benchmark compare, "
+        "github-action-benchmark's pytest tool): one benchmark per cell and timed metric",
+    )
     parser.addini("llmbench_models", "path of the model catalog (models.yaml)")
     parser.addini("llmbench_baseline_dir", "baseline directory (relative to the rootdir)")
     parser.addini("llmbench_thresholds", "path of thresholds.yaml")
@@ -286,6 +297,8 @@ def pytest_report_header(config: pytest.Config) -> list[str]:
         f"llmbench: {len(session.cells)} cells from {session.catalog.path}, "
         f"{session.threads} threads per server, output {session.output_dir}"
     ]
+    if session.cpu_warning:
+        lines.append(f"llmbench: {session.cpu_warning}")
     resumed = config.stash.get(RESUMED_KEY, {})
     if resumed:
         left = len(session.cells) - len(resumed)
@@ -430,7 +443,36 @@ def pytest_runtest_setup(item: pytest.Item):
             if not (item.get_closest_marker("load") and "llm_run" in item.fixturenames):
                 pytest.fail(f"load failed for {cell.id}: {run.load_error}", pytrace=False)
             # else: the load test asserts on the error itself and shows all of it
-    return (yield)
+        if run.died:
+            pytest.skip(run.died.splitlines()[0])
+        _fail_if_server_died(item, cell)
+    return (yield from _server_deaths(item, cell))
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_call(item: pytest.Item):
+    return (yield from _server_deaths(item, cell_of(item)))
+
+
+def _server_deaths(item: pytest.Item, cell: Cell | None):  # type: ignore[no-untyped-def]
+    """Run a test phase; an error it raises because the cell's server died becomes one short
+    failure that says so (not the client's traceback)."""
+    try:
+        return (yield)
+    except Exception as exc:
+        if cell is not None:  # a broken connection: give a dying server time to be reaped
+            _fail_if_server_died(item, cell, 3.0 if isinstance(exc, _BROKEN) else 0.0)
+        raise
+
+
+_BROKEN = (RequestFailed, ServerError, OSError, http.client.HTTPException)
+
+
+def _fail_if_server_died(item: pytest.Item, cell: Cell, wait: float = 0.0) -> None:
+    activity = f"the {profile_of(item)} profile ran {item.name.split('[', 1)[0]}"
+    death = item.config.stash[SESSION_KEY].server_death(cell, activity, wait)
+    if death:
+        raise pytest.fail.Exception(death, pytrace=False) from None
 
 
 def _stress_choice(config: pytest.Config) -> tuple[str | None, str]:
@@ -489,6 +531,10 @@ class OutcomeRecorder:
                 self._record(bench, cell, props, report)
             if progress.torn_down(cell.id, report.nodeid):
                 checkpoint.cell_done(bench, progress, cell.id)
+                gateway = getattr(getattr(report, "node", None), "gateway", None)
+                if gateway is not None:  # xdist: workers print nothing, so one line per cell
+                    record = bench.store.to_json().get(cell.id)
+                    write_line(self.config, cell_line(cell.id, gateway.id, record))
             return
         if report.when != "call" and report.outcome == "passed":
             return
@@ -536,8 +582,10 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     progress = session.config.stash.get(PROGRESS_KEY, None)
     if progress is not None:  # also lists the cells never reached as 'not run'
         checkpoint.finish_run(bench, progress)
+        if session.exitstatus == pytest.ExitCode.OK and progress.carried_failures():
+            session.exitstatus = pytest.ExitCode.TESTS_FAILED  # as the whole run would exit
     if _uses_cells(session) or bench.store.cells():
-        report = run_report(bench, int(exitstatus))
+        report = run_report(bench, int(session.exitstatus))
         plan = session.config.stash.get(BASELINE_KEY, None)
         comparison = plan.compare(report) if plan else None
         if comparison is not None:
@@ -546,6 +594,12 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
                 session.exitstatus = pytest.ExitCode.TESTS_FAILED  # like --benchmark-compare-fail
                 report["metadata"]["exit_status"] = int(session.exitstatus)
         written = write_reports(bench, report=report)
+        if session.config.option.llm_benchmark_json:
+            target = Path(session.config.option.llm_benchmark_json).expanduser()
+            try:
+                written.append(write_benchmark_json(report, target))
+            except OSError as exc:  # the run's own reports are written: a warning, not a crash
+                bench.progress(f"warning: --llm-benchmark-json {target} not written: {exc}")
         session.config.stash[REPORTS_KEY] = written
         if plan is not None:
             interrupted = exitstatus in (
@@ -575,7 +629,7 @@ def pytest_terminal_summary(terminalreporter, exitstatus: int, config: pytest.Co
     if not cells:
         return
     terminalreporter.section("llmbench summary")
-    for line in summary_lines(cells, bench.settings):
+    for line in summary_lines(cells, bench.settings, machine_state=bench.machine_state):
         terminalreporter.write_line(line)
     for path in config.stash.get(REPORTS_KEY, []):
         terminalreporter.write_line(f"report: {path}")

@@ -15,6 +15,8 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 from pytest_llmbench import metrics as m
+from pytest_llmbench import stats
+from pytest_llmbench.termination import BITS_PER_WEIGHT
 
 PASS, WARN, FAIL = "✓", "⚠", "✗"
 MARK_ORDER = {PASS: 0, WARN: 1, FAIL: 2}
@@ -51,6 +53,11 @@ class OverallBest:
     cell_id: str
     score: float
     reasons: tuple[str, ...]
+    tied_with: tuple[str, ...] = ()  # cells whose score is within measurement noise
+    fastest: str | None = None  # named when the choice is not the fastest cell
+
+
+TIE_RULE = "higher-precision quantization first, then less memory"
 
 
 # ------------------------------------------------------------------ helpers
@@ -148,6 +155,8 @@ def _use_case(
         )
         ranked.append(((MARK_ORDER[mark], *order), line))
     ranked.sort(key=lambda pair: pair[0])
+    if key == "interactive":
+        ranked = [((), line) for line in break_speed_ties([line for _, line in ranked])]
     suitable = [line for _, line in ranked if line.mark != FAIL]
     unsuitable = [line for _, line in ranked if line.mark == FAIL]
     shown = suitable[:MAX_SUITABLE] + unsuitable[:MAX_UNSUITABLE]
@@ -178,9 +187,76 @@ def _interactive(result: Result) -> tuple[str, str, dict[str, Any], tuple[float,
         mark = WARN
     noisy = ", noisy" if metrics.get("noisy") else ""
     reading = m.interpret(m.TOKENS_PER_SECOND, tps)
-    summary = f"{rating.capitalize()} ({tps:.1f} t/s, {ttft:.2f} s TTFT{noisy}): {reading}"
-    numbers = {"tokens_per_second": tps, "ttft_seconds": ttft, "rating": rating}
+    interval = m.estimate(result, "interactive", "tokens_per_second")
+    speed = f"{tps:.1f} t/s" + (f" [{interval.low:.1f}–{interval.high:.1f}]" if interval else "")
+    summary = f"{rating.capitalize()} ({speed}, {ttft:.2f} s TTFT{noisy}): {reading}"
+    numbers = {
+        "tokens_per_second": tps,
+        "tokens_per_second_low": interval.low if interval else None,
+        "tokens_per_second_high": interval.high if interval else None,
+        "ttft_seconds": ttft,
+        "rating": rating,
+        "bits_per_weight": _bits(result),
+        "memory_gb": m.number(m.dig(result, "derived", "memory_gb")),
+    }
     return mark, summary, numbers, (-m.RATING_POINTS.get(rating, 0), -tps, ttft)
+
+
+def _bits(result: Result) -> float:
+    return BITS_PER_WEIGHT.get(str(result.get("quant")), 8.0)
+
+
+def _speed_estimate(numbers: Mapping[str, Any]) -> stats.Estimate | None:
+    low, high = numbers.get("tokens_per_second_low"), numbers.get("tokens_per_second_high")
+    if low is None or high is None:
+        return None
+    return stats.Estimate(numbers["tokens_per_second"], low, high, 0, 0.0, "")
+
+
+def _tie_rule_key(numbers: Mapping[str, Any]) -> tuple[float, float]:
+    """Higher precision first, then less memory (unknown memory last)."""
+    memory = numbers.get("memory_gb")
+    return (-(numbers.get("bits_per_weight") or 0.0), memory if memory is not None else 1e9)
+
+
+def break_speed_ties(lines: Sequence[Line]) -> list[Line]:
+    """Lines whose decode-speed intervals overlap the leader's (with the same mark and rating)
+    are tied: they are ordered by the tie rule and say so.  Lines without an interval (older
+    reports) keep their order."""
+    out = list(lines)
+    start = 0
+    while start < len(out):
+        leader = out[start]
+        lead = _speed_estimate(leader.numbers)
+        end = start + 1
+        while (
+            lead is not None
+            and end < len(out)
+            and out[end].mark == leader.mark
+            and out[end].numbers.get("rating") == leader.numbers.get("rating")
+            and (other := _speed_estimate(out[end].numbers)) is not None
+            and stats.tied(lead, other)
+        ):
+            end += 1
+        group = sorted(out[start:end], key=lambda line: _tie_rule_key(line.numbers))
+        if len(group) > 1:
+            names = [line.label for line in group]
+            group = [
+                Line(
+                    line.mark,
+                    line.label,
+                    line.cell_id,
+                    line.summary
+                    + "; tied with "
+                    + ", ".join(n for n in names if n != line.label)
+                    + f" within measurement noise (order: {TIE_RULE})",
+                    line.numbers,
+                )
+                for line in group
+            ]
+        out[start:end] = group
+        start = end
+    return out
 
 
 def _long_context(
@@ -258,6 +334,35 @@ def _accuracy(
     return judge
 
 
+def _divergence(
+    max_kld: float, min_same_top: float
+) -> Callable[[Result], tuple[str, str, dict[str, Any], tuple[float, ...]] | None]:
+    def judge(result: Result) -> tuple[str, str, dict[str, Any], tuple[float, ...]] | None:
+        metrics = m.profile_metrics(result, "divergence")
+        kld, same = m.number(metrics.get("mean_kld")), m.number(metrics.get("same_top_percent"))
+        if kld is None or same is None:
+            return None
+        met = (kld <= max_kld) + (same >= min_same_top)
+        mark = PASS if met == 2 else WARN if met == 1 else FAIL
+        reference = metrics.get("reference_quant") or "the reference"
+        if metrics.get("is_reference"):
+            summary = f"the reference ({reference}): no loss by definition"
+        else:
+            pm = m.number(metrics.get("same_top_pm"))
+            spread = f" ± {pm:.1f}" if pm is not None else ""
+            summary = (
+                f"same top token as {reference} {same:.1f}{spread} %, mean KLD {kld:.3g}: "
+                f"{m.interpret(m.KL_DIVERGENCE, kld)}"
+            )
+        quiz = m.quality_category(m.profile_metrics(result, "quality"), "math")
+        if quiz is not None:
+            summary += f" (quiz: {quiz:.0f} % math)"
+        numbers = {"mean_kld": kld, "same_top_percent": same, "reference": reference}
+        return mark, summary, numbers, (-same, kld)
+
+    return judge
+
+
 def use_cases(results: Sequence[Result], settings: Mapping[str, Any]) -> list[UseCase]:
     thresholds = settings.get("thresholds") or {}
     sizes = m.dig(thresholds, "long_context", "test_sizes")
@@ -267,6 +372,21 @@ def use_cases(results: Sequence[Result], settings: Mapping[str, Any]) -> list[Us
         else None
     )
     min_math = m.number(m.dig(thresholds, "quality", "min_math_score")) or 80.0
+    diverged = any(m.profile_metrics(r, "divergence").get("mean_kld") is not None for r in results)
+    if diverged:  # measured per quant against a reference: precise; the quiz is a second signal
+        max_kld = m.number(m.dig(thresholds, "divergence", "max_kld")) or 0.3
+        min_same = m.number(m.dig(thresholds, "divergence", "min_same_top_percent")) or 75.0
+        accuracy = _use_case(
+            "accuracy",
+            "Accuracy-critical work (loss against the reference)",
+            "divergence",
+            results,
+            _divergence(max_kld, min_same),
+        )
+    else:
+        accuracy = _use_case(
+            "accuracy", "Accuracy-critical work (math)", "quality", results, _accuracy(min_math)
+        )
     return [
         _use_case("interactive", "Interactive storytelling", "interactive", results, _interactive),
         _use_case(
@@ -277,9 +397,7 @@ def use_cases(results: Sequence[Result], settings: Mapping[str, Any]) -> list[Us
             _long_context(largest),
         ),
         _use_case("batch", "Document batch processing", "batch", results, _batch),
-        _use_case(
-            "accuracy", "Accuracy-critical work (math)", "quality", results, _accuracy(min_math)
-        ),
+        accuracy,
     ]
 
 
@@ -321,7 +439,13 @@ def overall_best(results: Sequence[Result], metadata: Mapping[str, Any]) -> Over
     in the report, not only against the model's own best quant: a small model that keeps all of
     its little accuracy is not the best choice for work that needs accuracy.  Only cells that
     ran and met every threshold (rated acceptable or better) are eligible: a "best" that missed
-    one is no recommendation."""
+    one is no recommendation.
+
+    Never inside the noise: cells whose score, with decode speed anywhere in its interval,
+    can match the top score are tied, and the tie rule (:data:`TIE_RULE`) picks among them.  A
+    lower quantization whose quality loss was not measured is not chosen over a higher one of
+    the same model that is rated as well: its edge is speed alone.  The fastest cell is then
+    named beside the choice."""
     eligible = [
         r
         for r in _ran(results)
@@ -332,32 +456,85 @@ def overall_best(results: Sequence[Result], metadata: Mapping[str, Any]) -> Over
     top_tps = max((_tps(r) or 0.0 for r in eligible), default=0.0)
     top_quality = max((_quality(r) or 0.0 for r in eligible), default=0.0)
 
-    def score(result: Result) -> float:
+    def balance(result: Result) -> float:
         ratings = [v for v in (m.dig(result, "derived", "profile_ratings") or {}).values() if v]
-        balance = sum(m.RATING_POINTS[v] for v in ratings) / (4 * len(ratings)) if ratings else 0.0
-        speed = (_tps(result) or 0.0) / top_tps if top_tps else 0.0
+        return sum(m.RATING_POINTS[v] for v in ratings) / (4 * len(ratings)) if ratings else 0.0
+
+    def score(result: Result, tps: float | None = None) -> float:
+        tps = _tps(result) if tps is None else tps
+        speed = (tps or 0.0) / top_tps if top_tps else 0.0
         memory, ram = m.dig(result, "derived", "memory_gb"), _ram_gb(result, metadata)
         headroom = max(0.0, 1 - memory / ram) if memory is not None and ram else None
         quality = _quality(result)
         accuracy = quality / top_quality if quality is not None and top_quality else None
         neutral = 0.5  # an unmeasured part neither helps nor hurts one cell against another
         return (
-            0.4 * (0.7 * balance + 0.3 * speed)
+            0.4 * (0.7 * balance(result) + 0.3 * speed)
             + 0.2 * (headroom if headroom is not None else neutral)
             + 0.4 * (accuracy if accuracy is not None else neutral)
         )
 
-    winner = max(eligible, key=lambda r: (score(r), _tps(r) or 0.0))
+    def score_range(result: Result) -> tuple[float, float]:
+        interval = m.estimate(result, "interactive", "tokens_per_second")
+        if interval is None:
+            return score(result), score(result)
+        return score(result, interval.low), score(result, interval.high)
+
+    def rule_key(result: Result) -> tuple[float, float]:
+        memory = m.number(m.dig(result, "derived", "memory_gb"))
+        return (_bits(result), -(memory if memory is not None else 1e9))
+
+    top = max(eligible, key=lambda r: (score(r), _tps(r) or 0.0))
+    floor = score_range(top)[0]
+    tied = [r for r in eligible if score_range(r)[1] >= floor]
+    winner = max(tied, key=rule_key)
+    notes: list[str] = []
+    if len(tied) > 1:
+        others = ", ".join(label(r) for r in tied if r is not winner)
+        notes.append(
+            f"tied with {others} within measurement noise; chosen by the tie rule: {TIE_RULE}"
+        )
+    if _quality(winner) is None:
+        same_model = [
+            r
+            for r in eligible
+            if r.get("model") == winner.get("model")
+            and r.get("variant") == winner.get("variant")
+            and _bits(r) > _bits(winner)
+            and _quality(r) is None
+            and balance(r) >= balance(winner)
+        ]
+        if same_model:
+            faster = winner
+            winner = max(same_model, key=rule_key)
+            notes.append(
+                f"chosen over {label(faster)}, whose edge is speed alone: its quality loss was "
+                "not measured (run -m quality to weigh it)"
+            )
+    fastest = max(eligible, key=lambda r: _tps(r) or 0.0)
+    fastest_text = None
+    if fastest is not winner and _tps(fastest) is not None:
+        interval = m.estimate(fastest, "interactive", "tokens_per_second")
+        ci = f" ({m.interval_text(interval, '.1f')})" if interval else ""
+        fastest_text = f"{label(fastest)} at {_tps(fastest):.1f} t/s{ci}"
+        notes.append(f"fastest: {fastest_text}")
     return OverallBest(
         label(winner, spans_hosts(results)),
         str(winner.get("cell_id", "")),
         round(100 * score(winner), 1),
-        tuple(_reasons(winner, metadata, _best_quality_by_model(_ran(results)))),
+        tuple(_reasons(winner, metadata, _best_quality_by_model(_ran(results))) + notes),
+        tuple(label(r) for r in tied if r is not winner),
+        fastest_text,
     )
 
 
 def _quality(result: Result) -> float | None:
-    return m.number(m.dig(result, "derived", "quality_overall"))
+    """The accuracy decisions weigh: agreement with the reference (divergence profile) when it
+    was measured, else the quiz's overall score."""
+    accuracy = m.number(m.dig(result, "derived", "accuracy"))
+    return (
+        accuracy if accuracy is not None else m.number(m.dig(result, "derived", "quality_overall"))
+    )
 
 
 def _tps(result: Result) -> float | None:
@@ -386,7 +563,15 @@ def _reasons(
         reasons.append(f"memory: {memory:.2f} GB, {m.interpret(m.MEMORY_GB, memory)}")
     quality = m.number(m.dig(result, "derived", "quality_overall"))
     best = best_quality.get(str(result.get("model")))
-    if quality is not None and best:
+    diverged = m.profile_metrics(result, "divergence")
+    if m.number(diverged.get("same_top_percent")) is not None:
+        reasons.append(
+            f"accuracy: same top token as {diverged.get('reference_quant') or 'the reference'} "
+            f"{diverged['same_top_percent']:.1f} % of the time, mean KLD "
+            f"{m.number(diverged.get('mean_kld')) or 0:.3g} "
+            f"({m.interpret(m.KL_DIVERGENCE, m.number(diverged.get('mean_kld')) or 0.0)})"
+        )
+    elif quality is not None and best:
         reasons.append(
             f"accuracy retention: {100 * quality / best:.0f} % of the model's best quantization "
             f"({quality:.0f} % overall quality)"
@@ -396,7 +581,11 @@ def _reasons(
     metrics = m.profile_metrics(result, "interactive")
     tps, ttft = m.number(metrics.get("tokens_per_second")), m.number(metrics.get("ttft_seconds"))
     if tps is not None and ttft is not None:
-        reasons.append(f"{tps:.1f} t/s, {ttft:.2f} s TTFT: {m.interpret(m.TOKENS_PER_SECOND, tps)}")
+        interval = m.estimate(result, "interactive", "tokens_per_second")
+        ci = f" ({m.interval_text(interval, '.1f')})" if interval else ""
+        reasons.append(
+            f"{tps:.1f} t/s{ci}, {ttft:.2f} s TTFT: {m.interpret(m.TOKENS_PER_SECOND, tps)}"
+        )
     cost_benefit = m.number(m.dig(result, "derived", "cost_benefit_score"))
     if cost_benefit is not None:
         reasons.append(f"cost-benefit score {cost_benefit:.0f} / 100")
@@ -464,8 +653,8 @@ def key_findings(
     ]
     if noisy:
         findings.append(
-            f"noisy decode speed (run-to-run CV above {m.NOISY_CV_PERCENT:.0f} %), treat as approximate: "
-            + ", ".join(noisy)
+            "decode speed not measured to the target precision within the run limits "
+            "(see the noise section), treat as approximate: " + ", ".join(noisy)
         )
     if found := extreme(temperature, True):
         hottest, degrees = found

@@ -71,6 +71,16 @@ def describe_exit(returncode: int) -> str:
     return f"exit code {returncode}"
 
 
+def exit_words(returncode: int) -> str:
+    """``signal SIGKILL`` or ``code 1``: how a process ended, in two words."""
+    if returncode < 0:
+        try:
+            return f"signal {signal.Signals(-returncode).name}"
+        except ValueError:
+            return f"signal {-returncode}"
+    return f"code {returncode}"
+
+
 def log_tail(path: Path, lines: int = 12) -> str:
     try:
         text = path.read_text(encoding="utf-8", errors="replace")
@@ -111,6 +121,8 @@ class LlamaServer:
         self.process: subprocess.Popen[bytes] | None = None
         self.load_seconds: float | None = None
         self.command: list[str] = []
+        self.started_at: float | None = None  # time.monotonic() when the process was spawned
+        self.stopped = False  # True once stop() was asked: an exit after that is expected
 
     @property
     def url(self) -> str:
@@ -151,6 +163,7 @@ class LlamaServer:
         self.command = self.spec.command(self.port)
         affinity = self.spec.cpu_affinity
         started = time.monotonic()
+        self.started_at, self.stopped = started, False
         with self.log_path.open("ab") as log:
             log.write(f"$ {' '.join(self.command)}\n".encode())
             log.flush()
@@ -209,8 +222,19 @@ class LlamaServer:
     def is_running(self) -> bool:
         return self.process is not None and self.process.poll() is None
 
+    def unexpected_exit(self, wait: float = 0.0) -> int | None:
+        """The return code of a server that exited on its own (None: running, or stopped by us);
+        ``wait`` gives one whose connection just broke time to finish dying."""
+        if self.process is None or self.stopped:
+            return None
+        try:
+            return self.process.wait(timeout=wait) if wait else self.process.poll()
+        except subprocess.TimeoutExpired:
+            return None
+
     def stop(self, grace: float = 10.0) -> int | None:
         """SIGTERM to the process group, a bounded wait, then SIGKILL; children are reaped too."""
+        self.stopped = True
         proc = self.process
         if proc is None:
             return None

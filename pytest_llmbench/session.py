@@ -17,14 +17,14 @@ from typing import Any
 
 import psutil
 
-from pytest_llmbench import model_info, models, server_options, termination, variants
+from pytest_llmbench import model_info, models, noise, server_options, termination, variants
 from pytest_llmbench.binaries import ToolNotFound, find_tool, tool_version
 from pytest_llmbench.config import Catalog, Settings
 from pytest_llmbench.matrix import Cell
 from pytest_llmbench.registry import Registry, RegistryError
 from pytest_llmbench.remote import ExternalServer
 from pytest_llmbench.results import ResultStore
-from pytest_llmbench.server import LlamaServer, ServerError, ServerSpec
+from pytest_llmbench.server import LlamaServer, ServerError, ServerSpec, exit_words, log_tail
 from pytest_llmbench.shared_state import SharedState
 
 
@@ -44,6 +44,8 @@ class CellRun:
     active: bool = True  # False once the cell's tests are done and its servers stopped
     options: variants.CellOptions | None = None  # the cell's variant and registry load_config
     load_attempts: int = 0
+    died: str | None = None  # a server of the cell exited mid-run: what, when, the log's end
+    bad_file: bool = False  # load_error is about the file (damaged, changed), not the cell
 
     @property
     def short_error(self) -> str:
@@ -70,8 +72,10 @@ class BenchSession:
     download: bool = False  # --llm-download: fetch missing hub files into the store
     api_key: str | None = field(default=None, repr=False)  # --llm-api-key, never in a report
     progress: Callable[[str], None] = lambda _msg: None
+    cpu_warning: str | None = None  # -n beyond the usable cores: the split chosen
     store: ResultStore = field(default_factory=ResultStore)
     started_at: float = field(default_factory=time.time)
+    machine_state: dict[str, Any] = field(default_factory=noise.machine_state)  # at the start
     runs: dict[str, CellRun] = field(default_factory=dict)
     _server_binary: Path | None = None
 
@@ -101,6 +105,22 @@ class BenchSession:
 
     def quantize_binary(self) -> Path:
         return find_tool("llama-quantize", str(self.server_binary()))
+
+    def perplexity_binary(self) -> Path:
+        return find_tool("llama-perplexity", str(self.server_binary()))
+
+    def reference(self, cell: Cell) -> tuple[str, Path, str]:
+        """The divergence reference of ``cell``: its quant, file (derived if need be) and sha256."""
+        store = self.model_store()
+        quant = models.reference_quant(cell.model, cell.quant, store)
+        if quant is None:
+            raise models.ModelUnavailable(
+                f"{cell.model.id}: no reference file on disk for the divergence profile; set "
+                f"reference: QUANT in models.yaml or put a higher-precision file in {store.root}"
+            )
+        path = models.resolve(Cell(cell.model, quant), store, self.quantize_binary, self.progress)
+        record = store.lookup(path) or {}
+        return quant, path, str(record.get("sha256") or models.sha256_file(path))
 
     # -------------------------------------------------------------- cell lifecycle
 
@@ -186,6 +206,33 @@ class BenchSession:
             )
         except RegistryError as exc:
             self.progress(f"warning: metrics for {cell.id} not saved in the registry: {exc}")
+
+    def server_death(self, cell: Cell, activity: str, wait: float = 0.0) -> str | None:
+        """Why the cell's tests cannot go on: one of its servers exited on its own.
+
+        Found the first time (the test doing ``activity`` then fails with it), the message is
+        kept so the cell's later tests skip naming it, and the registry marks the cell degraded.
+        ``wait``: after a broken connection, how long a dying server may take to be reaped.
+        """
+        run = self.runs.get(cell.id)
+        if run is None or not run.active or self.external is not None:
+            return None
+        if run.died is None:
+            for server in (run.server, *run.profile_servers.values()):
+                code = server.unexpected_exit(wait) if server is not None else None
+                if code is not None:
+                    run.died = death_message(server, code, activity)  # type: ignore[arg-type]
+                    break
+            else:
+                return None
+            summary = run.died.splitlines()[0]
+            try:
+                self._learn(cell, "degraded", summary)
+                self._record_compat(run)
+            except RegistryError as exc:
+                self.progress(f"warning: {cell.id} not marked degraded in the registry: {exc}")
+            self.store.set_info(cell, "server", {"exited": summary})
+        return run.died
 
     # -------------------------------------------------------------- early termination
 
@@ -304,7 +351,7 @@ class BenchSession:
             self.mark_tested(run)
         if self.state is None:
             return
-        if run is not None and not run.skip_reason:
+        if run is not None and not run.skip_reason and not run.bad_file:
             self.state.add_observation(self.observe(cell))
             self.state.save_cell(cell.id, self.store.to_json().get(cell.id, {}))
         self.state.mark_finished(cell.id)
@@ -359,8 +406,11 @@ class BenchSession:
         try:
             fetch = self.fetch_model if self.download else None
             run.model_path = models.resolve(cell, store, self.quantize_binary, self.progress, fetch)
-        except (models.ModelUnavailable, models.ModelCorrupt) as exc:
+        except models.ModelUnavailable as exc:
             run.skip_reason = str(exc)
+            return
+        except models.ModelCorrupt as exc:  # the user's file: a failure, not an absent file
+            run.load_error, run.bad_file = str(exc), True
             return
         except ToolNotFound as exc:
             run.load_error = str(exc)
@@ -385,6 +435,10 @@ class BenchSession:
         try:
             run.gguf = models.gguf_info_cached(store, run.model_path)
             self.store.set_info(cell, "gguf", asdict(run.gguf))
+        except models.ModelUnloadable as exc:
+            run.load_error = str(models.unloadable(run.model_path, str(exc), store))
+            run.bad_file = True
+            return
         except Exception as exc:  # a file llama.cpp may still load; the load test will tell
             self.store.set_info(cell, "gguf", {"error": f"{type(exc).__name__}: {exc}"})
         try:
@@ -411,6 +465,7 @@ class BenchSession:
             self.registry.mark_testing(cell)
         attempts = 1 + max(0, self.load_retries)
         failures: list[str] = []
+        loaded = False
         for attempt in range(1, attempts + 1):
             run.load_attempts = attempt
             server = LlamaServer(spec, run.log_path, startup_timeout=self.settings.health_timeout)
@@ -418,13 +473,24 @@ class BenchSession:
             self.progress(f"starting llama-server for {cell.id}{again}")
             try:
                 server.start()
+                loaded = True
                 break
             except ServerError as exc:
                 failures.append(str(exc))
-        else:
+                if models.deterministic_load_error(str(exc)):
+                    break  # a damaged file or an unknown architecture fails the same way again
+        if not loaded:
             run.load_error = failures[-1]
-            tries = f" ({attempts} attempts)" if attempts > 1 else ""
-            self._learn(cell, "incompatible", f"load failed{tries}: {error_excerpt(failures[-1])}")
+            damage = models.damage_in(failures[-1])
+            if damage is not None:  # the file, not the cell: the registry learns nothing
+                summary, _, tail = failures[-1].partition("\n")
+                advice = models.damaged_advice(run.model_path, store)
+                run.load_error, run.bad_file = f"{summary}; {advice}\n{tail}", True
+            else:
+                tries = f" ({len(failures)} attempts)" if len(failures) > 1 else ""
+                self._learn(
+                    cell, "incompatible", f"load failed{tries}: {error_excerpt(failures[-1])}"
+                )
             self.store.set_info(
                 cell,
                 "server",
@@ -437,6 +503,10 @@ class BenchSession:
         else:
             self._learn(cell, "compatible")
         run.server = server
+        if store.lookup(run.model_path) is None:  # it loaded: now it is worth a checksum
+            models.record_local(store, run.model_path, cell.model, cell.quant)
+            entry = store.lookup(run.model_path) or {}
+            self.store.set_info(cell, "file", {k: entry.get(k) for k in ("sha256", "source")})
         rss = server.rss_bytes()
         self.store.set_info(
             cell,
@@ -460,8 +530,10 @@ class BenchSession:
         *,
         ctx_size: int | None = None,
         extra_args: tuple[str, ...] = (),
+        options: Mapping[str, Any] = (),
     ) -> LlamaServer:
-        """A second server for the cell with profile-specific options (bigger context, embeddings).
+        """A second server for the cell with profile-specific options (bigger context, embeddings,
+        more slots); ``options`` are server options (``{"parallel": 8}``) that win over the cell's.
 
         The cell's default server is stopped first so the two never compete for the cores; the
         profile server lives until the cell is done.  Raises ServerError if it cannot start.
@@ -482,6 +554,7 @@ class BenchSession:
         overrides = dict(run.options.overrides) if run.options else {}
         if ctx_size:  # the profile's context wins over the variant's
             overrides.pop("ctx_size", None)
+        overrides.update(dict(options))
         spec = self.server_spec(
             self.server_binary(), run.model_path, ctx_size, extra_args, overrides
         )
@@ -569,6 +642,16 @@ def error_excerpt(load_error: str, limit: int = 3) -> str:
         if _ERROR_LINE.search(line):
             errors.append(text)
     return "; ".join([summary, *errors[-limit:]])
+
+
+def death_message(server: LlamaServer, code: int, activity: str, lines: int = 8) -> str:
+    """``llama-server exited (signal SIGKILL) after 12 s while …`` and the end of its log."""
+    alive = time.monotonic() - server.started_at if server.started_at is not None else None
+    after = f" after {alive:.0f} s" if alive is not None else ""
+    return (
+        f"llama-server exited ({exit_words(code)}){after} while {activity} "
+        f"(log: {server.log_path})\n{log_tail(server.log_path, lines)}"
+    )
 
 
 def _number(value: Any) -> float | None:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import os
 from pathlib import Path
@@ -14,6 +13,7 @@ from pytest_llmbench import parallel, remote
 from pytest_llmbench.binaries import ToolNotFound, find_tool
 from pytest_llmbench.matrix import select_cells
 from pytest_llmbench.registry import Registry, registry_path
+from pytest_llmbench.report.progress_lines import progress_writer
 from pytest_llmbench.session import BenchSession
 from pytest_llmbench.shared_state import SharedState, new_run_directory
 from pytest_llmbench.system import usable_cores
@@ -54,30 +54,15 @@ def build_session(config: pytest.Config) -> BenchSession:
     index, workers = (
         parallel.worker_identity(workerinput) if workerinput else (0, _planned_workers(config))
     )
-    share = parallel.cpu_share(
-        usable_cores(), workers, index, opt("llm_threads") or settings.llama_cpp.default_threads
-    )
+    threads = opt("llm_threads") or settings.llama_cpp.default_threads
+    cores = usable_cores()
+    share = parallel.cpu_share(cores, workers, index, threads)
     state_dir = Path(workerinput["llmbench_state"]) if workerinput else new_run_directory()
     registry = None
     if external is None and not opt("llm_no_registry"):
         registry = Registry(registry_path(opt("llm_registry"), settings, rootdir))
 
     log = run_logger(settings, workerinput)
-
-    def progress(message: str) -> None:
-        """A line on the terminal now, also from inside a test's setup (capture paused), and
-        in the ``pytest_llmbench`` log (``logging.level`` / ``logging.file`` in thresholds.yaml).
-
-        The plugins are looked up at each call: the terminal reporter is registered after
-        this session is built."""
-        log.log(logging.WARNING if message.startswith("warning") else logging.INFO, message)
-        reporter = config.pluginmanager.get_plugin("terminalreporter")
-        capture = config.pluginmanager.get_plugin("capturemanager")
-        if reporter is None:
-            return
-        paused = capture.global_and_fixture_disabled() if capture else contextlib.nullcontext()
-        with paused:
-            reporter.write_line(f"[llmbench] {message}")
 
     return BenchSession(
         settings=settings,
@@ -97,7 +82,8 @@ def build_session(config: pytest.Config) -> BenchSession:
         load_retries=settings.llama_cpp.load_retries,
         download=bool(opt("llm_download")),
         api_key=api_key,
-        progress=progress,
+        progress=progress_writer(config, log),
+        cpu_warning=None if workerinput else parallel.oversubscription(cores, workers, threads),
     )
 
 

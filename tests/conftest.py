@@ -35,12 +35,14 @@ EMBEDDED = {
     },
 }
 
-# Small but real: short generations, two measured repetitions.  The stream-consistency limit is
-# loose because these tests check plumbing, and 32-token streams on a shared 2-core machine are
-# jittery; the bench run with the real thresholds is where consistency is judged.
+# Small but real: short generations, two fixed repetitions.  The stream-consistency limits (pace
+# and stalls) are loose because these tests check plumbing, and a shared 2-core CI machine
+# pauses streams at random; the bench run with the real thresholds is where consistency is judged.
 FAST_THRESHOLDS: dict[str, Any] = {
     "llama_cpp": {"default_ctx_size": 2048, "startup_timeout": 60},
-    "thresholds": {"interactive": {"n_predict": 32, "repetitions": 2, "max_variance": 1000}},
+    "thresholds": {
+        "interactive": {"n_predict": 32, "repetitions": 2, "max_variance": 1000, "max_stalls": 1000}
+    },
 }
 
 

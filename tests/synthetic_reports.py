@@ -8,6 +8,7 @@ from dataclasses import asdict
 from typing import Any
 
 from pytest_llmbench.config import Settings
+from pytest_llmbench.metrics import measurement
 from pytest_llmbench.session import _jsonable
 
 # The charts the HTML report draws when every profile has data (one <svg id> each).
@@ -16,6 +17,7 @@ CHART_IDS = (
     "memory-vs-size",
     "quality-vs-quant",
     "context-vs-load",
+    "size-vs-kld",
     "stress-temperature",
     "stress-tps",
 )
@@ -92,6 +94,31 @@ def _tests(cell_id: str, outcomes: dict[str, tuple[str, str]]) -> dict[str, Any]
     }
 
 
+# llama-perplexity's figures per quant against Q8_0, the shape real runs record
+DIVERGENCE = {
+    quant: {
+        "mean_kld": kld,
+        "mean_kld_pm": kld / 20,
+        "kld_p99": kld * 8,
+        "same_top_percent": same,
+        "same_top_pm": 0.5,
+        "ppl": 10.0 * ratio,
+        "ppl_base": 10.0,
+        "ppl_ratio": ratio,
+        "ppl_increase_percent": 100 * (ratio - 1),
+        "reference_quant": "Q8_0",
+        "is_reference": quant == "Q8_0",
+    }
+    for quant, kld, same, ratio in (
+        ("Q2_K", 0.42, 77.0, 1.35),
+        ("Q4_K_M", 0.04, 92.5, 1.03),
+        ("Q8_0", 0.0, 100.0, 1.0),
+    )
+}
+
+SPREAD = (-0.02, -0.01, 0.0, 0.01, 0.02)  # five runs, ±2 %: a quiet machine
+
+
 def cell(
     model: str, name: str, params_b: float, quant: str, size_gb: float, rss_mb: float, tps: float,
     ttft: float, math: float, overall: float, docs: float, max_ctx: int,
@@ -121,8 +148,13 @@ def cell(
             "metrics": {
                 "ttft_seconds": ttft,
                 "tokens_per_second": tps,
-                "itl_cv_percent": 8.0,
+                "steadiness_cv_percent": 8.0,
+                "stalls_per_run": 0,
                 "noisy": quant == "Q2_K",
+                "measurements": {
+                    "tokens_per_second": measurement([tps * (1 + d) for d in SPREAD], "t/s"),
+                    "ttft_seconds": measurement([ttft * (1 + d) for d in SPREAD], "s"),
+                },
             },
             "rating": "excellent" if tps > 20 else "good",
         },
@@ -148,6 +180,7 @@ def cell(
             }
         },
         "stress": {"metrics": {"samples": stress}},
+        "divergence": {"metrics": DIVERGENCE.get(quant, DIVERGENCE["Q4_K_M"])},
     }
     outcomes = {
         "load": ("passed", ""),
@@ -158,6 +191,7 @@ def cell(
         "batch": ("passed", ""),
         "quality": ("passed", "") if math_ok else ("failed", f"math {math} % < 80 %"),
         "stress": ("passed", ""),
+        "divergence": ("passed", "") if quant != "Q2_K" else ("failed", "mean KLD 0.42 > 0.3"),
     }
     statuses = {k: v[0] for k, v in outcomes.items()}
     for profile, entry in profiles.items():
@@ -210,8 +244,19 @@ def skipped_cell() -> dict[str, Any]:
     }
 
 
-def full_report(hostname: str = "bench-host") -> dict[str, Any]:
+def full_report(hostname: str = "bench-host", divergence: bool = False) -> dict[str, Any]:
+    """Every profile measured; ``divergence`` adds the divergence profile (which changes what
+    the accuracy use case and the overall best decide by)."""
     settings = _jsonable(asdict(Settings()))
+    results = [cell(*row) for row in CELLS]
+    if not divergence:
+        for result in results:
+            del result["profiles"]["divergence"]
+            result["tests"] = {
+                k: v for k, v in result["tests"].items() if v.get("profile") != "divergence"
+            }
+            if all(p["status"] == "passed" for p in result["profiles"].values()):
+                result["status"] = "passed"
     return {
         "schema_version": 1,
         "metadata": {
@@ -223,7 +268,7 @@ def full_report(hostname: str = "bench-host") -> dict[str, Any]:
             "duration_seconds": 3725.0,
             "exit_status": 1,
         },
-        "results": [cell(*row) for row in CELLS] + [skipped_cell()],
+        "results": [*results, skipped_cell()],
     }
 
 

@@ -124,6 +124,7 @@ def test_merge_and_render_commands_work_on_downloaded_artifacts(
     assert [line.split()[:3] for line in lines] == [
         ["llmbench", "report", "merge"],
         ["llmbench", "report", "render"],
+        ["llmbench", "report", "export"],
     ]
     for line in lines:
         words = [w for word in shlex.split(line) for w in (sorted(glob.glob(word)) or [word])]
@@ -132,3 +133,32 @@ def test_merge_and_render_commands_work_on_downloaded_artifacts(
     assert all((tmp_path / name).is_file() for name in uploaded), uploaded
     merged = json.loads((tmp_path / "all.json").read_text())
     assert len({r["hostname"] for r in merged["results"]}) == 2
+
+
+def test_history_step_charts_the_exported_pytest_benchmark_json(
+    workflow: dict[str, Any], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    merge = workflow["jobs"]["merge"]
+    (history,) = uses(merge, "benchmark-action/github-action-benchmark")
+    options = history["with"]
+    assert options["tool"] == "pytest"
+    assert str(options["auto-push"]).startswith("${{") and "pull_request" in options["auto-push"]
+    assert merge["permissions"]["contents"] == "write"  # the push to gh-pages
+    steps = merge["steps"]
+    artifact = next(iter(uses(merge, "actions/upload-artifact")))
+    assert steps.index(artifact) < steps.index(history)  # the HTML report is kept either way
+
+    (line,) = [line for line in runs(merge) if line.startswith("llmbench report export")]
+    argv = shlex.split(line)
+    assert argv[argv.index("--format") + 1] == "pytest-benchmark"
+    assert argv[argv.index("-o") + 1] == options["output-file-path"]
+    assert options["output-file-path"] in artifact["with"]["path"].split()
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "all.json").write_text(json.dumps(full_report("ci-1")))
+    assert llmbench(argv[1:]) == 0
+    exported = json.loads((tmp_path / options["output-file-path"]).read_text())
+    # what the action's `pytest` tool reads of each benchmark
+    assert exported["benchmarks"]
+    for bench in exported["benchmarks"]:
+        assert bench["fullname"] and bench["stats"]["ops"] > 0
+        assert {"stddev", "mean", "rounds"} <= set(bench["stats"])

@@ -21,6 +21,16 @@ def test_repository_defaults_load():
     assert catalog.models[0].source is not None
 
 
+def test_repetitions_are_auto_by_default_or_a_fixed_count(tmp_path):
+    rule = cfg.Settings().measurement.rule(cfg.Settings().thresholds.interactive.repetitions)
+    assert rule.fixed is None and rule.target_precision_percent == 3.0
+    assert (rule.minimum, rule.maximum, rule.time_budget_s) == (3, 10, 180.0)
+    path = tmp_path / "thresholds.yaml"
+    path.write_text("thresholds:\n  interactive:\n    repetitions: 4\n")
+    settings = cfg.load_settings(path)
+    assert settings.measurement.rule(settings.thresholds.interactive.repetitions).fixed == 4
+
+
 def test_missing_keys_take_defaults(tmp_path):
     path = tmp_path / "thresholds.yaml"
     path.write_text("thresholds:\n  interactive:\n    min_tokens_per_sec: 5\n")
@@ -43,6 +53,10 @@ def test_missing_keys_take_defaults(tmp_path):
         ("llama_cpp:\n  extra_args: [--flash-attn, {x: 1}]\n", "llama_cpp.extra_args[1] = {'x': 1}: expected a string"),
         ("thresholds: [1, 2]\n", "thresholds = [1, 2]: expected a mapping"),
         ("thresholds:\n  interactive: {min_tokens_per_sec: 2\n", "line 3, column 1 = '(YAML syntax)': invalid YAML"),
+        ("thresholds:\n  interactive: {repetitions: often}\n", "thresholds.interactive.repetitions = 'often': expected auto or a count ≥ 1"),
+        ("thresholds:\n  interactive: {repetitions: 0}\n", "thresholds.interactive.repetitions = 0: expected auto or a count ≥ 1"),
+        ("measurement:\n  min_repetitions: 5\n  max_repetitions: 4\n", "measurement.max_repetitions = 4: expected min_repetitions ≥ 1"),
+        ("measurement:\n  target_precision_percent: 0\n", "measurement.target_precision_percent = 0.0: expected a percentage > 0"),
     ],
 )  # fmt: skip
 def test_settings_mistakes_are_one_line(tmp_path, text, expected):

@@ -1,5 +1,6 @@
 """The model store's checksums: a changed file is re-hashed and refused, an unchanged one is not
-hashed again, and a file put in ``model_dir`` by hand is recorded the first time a run uses it."""
+hashed again, and a file put in ``model_dir`` by hand is recorded once it proved good (a server
+loaded it), never before."""
 
 from __future__ import annotations
 
@@ -61,12 +62,17 @@ def touch_later(path: Path, seconds: int = 5) -> None:
     os.utime(path, ns=(stat.st_atime_ns, stat.st_mtime_ns + seconds * 10**9))
 
 
-def test_resolve_records_a_file_put_in_model_dir_by_hand(
+def test_resolve_leaves_a_file_put_in_model_dir_by_hand_unrecorded(
+    store: ModelStore, placed: Path
+) -> None:
+    assert models.resolve(CELL, store, no_quantize) == placed
+    assert store.lookup(placed) is None  # recorded only after a server loaded it
+
+
+def test_record_local_records_size_sha256_and_gguf_facts(
     store: ModelStore, placed: Path, tiny: bytes
 ) -> None:
-    assert store.lookup(placed) is None
-
-    assert models.resolve(CELL, store, no_quantize) == placed
+    models.record_local(store, placed, MODEL, "Q8_0")
 
     record = store.records()[str(placed)]
     assert record.source == "local"
@@ -77,7 +83,7 @@ def test_resolve_records_a_file_put_in_model_dir_by_hand(
 
 
 def test_a_flipped_byte_of_the_same_size_is_refused(store: ModelStore, placed: Path) -> None:
-    models.resolve(CELL, store, no_quantize)
+    models.record_local(store, placed, MODEL, "Q8_0")
     recorded = store.records()[str(placed)].sha256
     data = bytearray(placed.read_bytes())
     data[len(data) // 2] ^= 0x01
@@ -91,7 +97,8 @@ def test_a_flipped_byte_of_the_same_size_is_refused(store: ModelStore, placed: P
     assert "\n" not in message
     assert str(placed) in message and recorded in message
     assert hashlib.sha256(data).hexdigest() in message
-    assert "delete it and run again" in message
+    assert f"llmbench models rehash {placed} --model-dir {store.root}" in message
+    assert f"llmbench models forget {placed} --model-dir {store.root}" in message
     assert store.records()[str(placed)].sha256 == recorded  # the good checksum is kept
 
 
@@ -123,3 +130,45 @@ def test_a_record_without_mtime_from_an_older_version_gets_one(
 
     assert hasher.calls == [placed]
     assert store.records()[str(placed)].mtime_ns == placed.stat().st_mtime_ns
+
+
+def test_a_gguf_file_is_parsed_once_for_its_facts_and_its_snapshot(
+    store: ModelStore, placed: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import gguf
+
+    from pytest_llmbench import model_info
+
+    parsed: list[str] = []
+    real = gguf.GGUFReader
+
+    def counting(path: str, *args, **kwargs):  # type: ignore[no-untyped-def]
+        parsed.append(path)
+        return real(path, *args, **kwargs)
+
+    monkeypatch.setattr(gguf, "GGUFReader", counting)
+    models.gguf_info_cached(store, placed)
+    model_info.gguf_snapshot_cached(store, placed)
+    models.read_gguf_info(placed)
+    assert parsed == [str(placed)]
+
+
+def test_a_truncated_file_is_unloadable_quietly(
+    store: ModelStore, placed: Path, tiny: bytes, recwarn: pytest.WarningsRecorder
+) -> None:
+    placed.write_bytes(tiny[: len(tiny) // 2])
+    with pytest.raises(models.ModelUnloadable, match=f"ends at byte {len(tiny) // 2}"):
+        models.read_gguf_info(placed)
+    assert not recwarn.list  # numpy's complaints stay inside the reader call
+
+    placed.write_bytes(b"XXXX" + tiny[4:])
+    with pytest.raises(models.ModelUnloadable, match="magic"):
+        models.read_gguf_info(placed)
+
+
+def test_deterministic_load_errors_are_recognised_in_a_server_log() -> None:
+    log = "llama_model_load: error loading model: tensor 'x' data is not within the file bounds"
+    assert models.damage_in(log) and models.deterministic_load_error(log)
+    assert models.deterministic_load_error("llama_model_load: unknown model architecture: 'foo'")
+    assert not models.damage_in("llama_model_load: unknown model architecture: 'foo'")
+    assert not models.deterministic_load_error("llama-server exit code 1 during startup: bind")

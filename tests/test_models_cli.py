@@ -233,3 +233,50 @@ def test_list_shows_the_declared_size_of_a_file_not_yet_downloaded(
     lines = {line.split()[0]: line.split() for line in out.splitlines() if line.startswith("tiny-")}
     assert lines["tiny-Q8_0"][1:4] == ["downloadable", "~500.00", "MB"]  # file_sizes_gb
     assert lines["tiny-Q4_K_M"][1:3] == ["downloadable", "-"]  # no size declared
+
+
+def test_rehash_accepts_a_replaced_file_and_forget_drops_its_record(
+    project: Path, tiny: bytes, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from pytest_llmbench.models import ModelStore, record_local
+
+    store = ModelStore((project / "store").resolve())
+    target = store.root / "1B" / FILE
+    target.parent.mkdir(parents=True)
+    target.write_bytes(tiny)
+    record_local(store, target, load_catalog_model(project), "Q8_0")
+    replaced = tiny_gguf(project / "other.gguf", n_tokens=301)
+    target.write_bytes(replaced)  # another (whole) file under the same name
+
+    code, out, _ = run(capsys, "verify")
+    assert code == 1
+    assert f"llmbench models rehash {target} --model-dir {store.root}" in out
+
+    code, out, _ = run(capsys, "rehash", "tiny-Q8_0")
+    assert code == 0 and f"recorded  {target}" in out
+    assert store.records()[str(target)].size_bytes == len(replaced)
+    assert run(capsys, "verify")[0] == 0
+
+    target.write_bytes(replaced[: len(replaced) // 2])  # truncated: refused, record kept
+    code, out, _ = run(capsys, "rehash", str(target))
+    assert code == 1 and "REFUSED" in out and "not a loadable GGUF file" in out
+    assert store.records()[str(target)].size_bytes == len(replaced)
+
+    code, out, _ = run(capsys, "forget", str(target))
+    assert code == 0 and f"forgotten     {target}" in out
+    assert str(target) not in store.records()
+    assert run(capsys, "forget", str(target))[1].startswith("not recorded")
+
+
+def test_forget_of_an_unknown_name_is_one_line_exit_4(
+    project: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, out, err = run(capsys, "forget", "no-such-model")
+    assert code == 4 and out == ""
+    assert len(err.strip().splitlines()) == 1 and "no-such-model" in err
+
+
+def load_catalog_model(project: Path):
+    from pytest_llmbench.config import load_catalog
+
+    return load_catalog(project / "models.yaml").model("tiny")

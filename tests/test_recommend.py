@@ -89,14 +89,14 @@ def cell(
 def test_usability_rating_from_threshold_margins(
     tps: float, ttft: float, cv: float, expected: str
 ) -> None:
-    record = cell({"tokens_per_second": tps, "ttft_seconds": ttft, "itl_cv_percent": cv})
+    record = cell({"tokens_per_second": tps, "ttft_seconds": ttft, "steadiness_cv_percent": cv})
     derived = m.derive_cell(record, {"thresholds": THRESHOLDS, "limits": {}})
     assert derived["profile_ratings"]["interactive"] == expected
     assert derived["rating"] == expected
 
 
 def test_profile_rating_prefers_the_profiles_own_and_caps_failures() -> None:
-    fast = {"tokens_per_second": 30.0, "ttft_seconds": 0.5, "itl_cv_percent": 5.0}
+    fast = {"tokens_per_second": 30.0, "ttft_seconds": 0.5, "steadiness_cv_percent": 5.0}
     settings = {"thresholds": THRESHOLDS, "limits": {}}
     assert m.derive_cell(cell(fast, rating="good"), settings)["rating"] == "good"
     assert m.derive_cell(cell(fast, status="partial"), settings)["rating"] == "poor"
@@ -262,7 +262,7 @@ def test_overall_best_balances_performance_memory_and_accuracy() -> None:
         "accuracy retention: 97 % of the model's best quantization (88 % overall quality)"
         in reasons
     )
-    assert "18.0 t/s, 1.90 s TTFT" in reasons
+    assert "18.0 t/s (94 % CI 17.6–18.4, 5 runs), 1.90 s TTFT" in reasons
     # without quality scores, performance and headroom decide
     assert enrich_report(partial_report())["recommendations"]["overall_best"]["cell_id"].startswith(
         "smollm2"
@@ -300,7 +300,10 @@ def test_key_findings_name_extremes_accuracy_drops_noise_and_skips() -> None:
         "below 80 % on math, avoid for accuracy-critical work: SmolLM2-135M-Instruct Q2_K (20 %)"
         in findings
     )
-    assert "noisy decode speed" in findings and "hottest under stress: 72 °C" in findings
+    assert (
+        "not measured to the target precision" in findings
+        and "hottest under stress: 72 °C" in findings
+    )
     assert "1 cell skipped; most common reason (1): model file not in the model store" in findings
 
 
@@ -367,3 +370,71 @@ def test_stress_readers_accept_the_monitors_sample_keys() -> None:
     }
     assert [s.time_s for s in m.stress_samples(stress)] == [0.0, 30.0]
     assert m.stress_max_temperature(stress) == 61.0
+
+
+# ------------------------------------------------------------------ decisions with ties
+
+
+def _speed_cell(quant: str, samples: list[float], memory_mb: float) -> dict[str, Any]:
+    """A passed interactive-only cell of one model with these decode-speed samples."""
+    median = sorted(samples)[len(samples) // 2]
+    return {
+        "cell_id": f"smollm2-135m-{quant}",
+        "model": "smollm2-135m",
+        "model_name": "SmolLM2-135M-Instruct",
+        "quant": quant,
+        "status": "passed",
+        "server": {"load_seconds": 0.4, "rss_after_load_mb": memory_mb},
+        "profiles": {
+            "interactive": {
+                "status": "passed",
+                "metrics": {
+                    "tokens_per_second": median,
+                    "ttft_seconds": 0.1,
+                    "steadiness_cv_percent": 5.0,
+                    "stalls_per_run": 0,
+                    "measurements": {"tokens_per_second": m.measurement(samples, "t/s")},
+                },
+            }
+        },
+    }
+
+
+def _enrich(*cells: dict[str, Any]) -> dict[str, Any]:
+    settings = {"thresholds": THRESHOLDS, "limits": {}}
+    metadata = {"hardware": {"ram_gb": 24}, "config": {"settings": settings}}
+    return enrich_report({"metadata": metadata, "results": list(cells)})
+
+
+def test_speeds_within_noise_are_tied_and_ordered_by_precision_then_memory() -> None:
+    report = _enrich(
+        _speed_cell("Q4_K_M", [77.0, 78.0, 79.5, 80.0, 78.5], 300),
+        _speed_cell("Q8_0", [76.5, 77.5, 78.0, 79.0, 78.2], 400),
+        _speed_cell("Q5_K_M", [76.0, 77.0, 78.0, 79.0, 78.2], 350),
+    )
+    lines = use_case(report, "interactive")["lines"]
+    assert [line["cell_id"][13:] for line in lines] == ["Q8_0", "Q5_K_M", "Q4_K_M"]
+    assert "tied with" in lines[0]["summary"] and "within measurement noise" in lines[0]["summary"]
+    best = report["recommendations"]["overall_best"]
+    assert best["cell_id"] == "smollm2-135m-Q8_0"
+    assert any("tied with" in reason for reason in best["reasons"])
+
+
+def test_a_faster_lower_quant_is_not_chosen_for_speed_alone_when_quality_is_unmeasured() -> None:
+    report = _enrich(
+        _speed_cell("Q2_K", [93.0, 94.0, 95.0, 94.5, 93.5], 250),
+        _speed_cell("Q8_0", [72.0, 73.0, 72.5, 73.5, 72.2], 400),
+    )
+    best = report["recommendations"]["overall_best"]
+    assert best["cell_id"] == "smollm2-135m-Q8_0"
+    assert best["fastest"].startswith("SmolLM2-135M-Instruct Q2_K at 94.0 t/s")
+    assert any("speed alone" in reason for reason in best["reasons"])
+
+
+def test_a_clearly_faster_cell_wins_when_quality_was_measured() -> None:
+    fast = _speed_cell("Q2_K", [93.0, 94.0, 95.0, 94.5, 93.5], 250)
+    slow = _speed_cell("Q8_0", [72.0, 73.0, 72.5, 73.5, 72.2], 400)
+    for cell_, score in ((fast, 60.0), (slow, 60.0)):
+        cell_["profiles"]["quality"] = {"status": "passed", "metrics": {"overall": score}}
+    best = _enrich(fast, slow)["recommendations"]["overall_best"]
+    assert best["cell_id"] == "smollm2-135m-Q2_K" and best["fastest"] is None

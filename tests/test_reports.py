@@ -90,6 +90,7 @@ def test_html_puts_recommendations_first_and_draws_every_chart() -> None:
     order = [page.index(f'id="{s}"') for s in ("summary", "recommendations", "matrix", "charts", "details", "skipped", "appendices")]  # fmt: skip
     assert order == sorted(order)
     assert "Overall best: Qwen2.5-1.5B-Instruct Q4_K_M" in page
+    page = render_html(enrich_report(full_report(divergence=True)))
     for chart in CHART_IDS:
         svg = re.search(rf'<svg class="chart" data-chart="{chart}"[^>]*>(.*?)</svg>', page, re.S)
         assert svg, chart
@@ -99,7 +100,7 @@ def test_html_puts_recommendations_first_and_draws_every_chart() -> None:
     assert 'class="r-acceptable" title="qwen2.5-1.5b-Q4_K_M: passed' in page
     assert 'data-rating="acceptable" data-status="passed"' in page
     # the real-world reading is the tooltip of a number
-    assert 'title="fast reading, feels responsive">18.0<' in page
+    assert 'CI 17.6–18.4, 5 runs; fast reading, feels responsive">18.0 ±0.4<' in page
 
 
 def test_html_says_not_measured_for_profiles_that_did_not_run() -> None:
@@ -281,11 +282,21 @@ def test_cli_without_a_command_is_a_usage_error(capsys: pytest.CaptureFixture[st
 def test_real_run_writes_all_reports_and_fills_pytest_html_under_xdist(bench_project) -> None:  # type: ignore[no-untyped-def]
     bench_project.write()
     result = bench_project.run(
-        "--html=report.html", "--self-contained-html", "-n", "1", subprocess=True
+        "--html=report.html",
+        "--self-contained-html",
+        "-n",
+        "1",
+        "--llm-benchmark-json=history/bench.json",
+        subprocess=True,
     )
     result.assert_outcomes(passed=6)
     output = result.stdout.str()
     assert "RECOMMENDED CONFIGURATIONS" in output
+    # workers print nothing; the controller one line per finished cell, a line of its own
+    (finished,) = [line for line in result.outlines if "[llmbench]" in line]
+    assert re.fullmatch(
+        r"\[llmbench\] smollm2-135m-Q4_1 finished on gw0: 6 passed; .* t/s.*", finished
+    )
     assert (
         "Interactive storytelling:" in output
         and "Overall best: SmolLM2-135M-Instruct Q4_1" in output
@@ -314,6 +325,15 @@ def test_real_run_writes_all_reports_and_fills_pytest_html_under_xdist(bench_pro
     )
     assert kinds["url"]["content"] == "results/logs/smollm2-135m-Q4_1.log"
     assert (bench_project.path / kinds["url"]["content"]).is_file()
+
+    # the controller wrote pytest-benchmark's JSON with the run's per-repetition samples
+    exported = json.loads((bench_project.path / "history" / "bench.json").read_text())
+    benches = {b["name"]: b for b in exported["benchmarks"]}
+    decode = benches["decode_time_per_token[smollm2-135m-Q4_1]"]
+    assert decode["stats"]["rounds"] == 2 and decode["extra_info"]["samples"] == "per repetition"
+    assert decode["stats"]["ops"] > 0 and decode["params"]["quant"] == "Q4_1"
+    assert benches["ttft[smollm2-135m-Q4_1]"]["stats"]["rounds"] == 2
+    assert benches["end_to_end[smollm2-135m-Q4_1]"]["stats"]["rounds"] == 2
 
 
 def test_chart_axes_cover_the_data_even_for_a_single_point() -> None:
@@ -459,3 +479,56 @@ def test_a_config_variant_is_a_row_and_a_label_of_its_own() -> None:
     assert "<th>SmolLM2-135M-Instruct</th>" in page
     lines = "\n".join(summary_lines(enrich_report(report)["results"], Settings()))
     assert "SmolLM2-135M-Instruct Q4_K_M [fa-on] - Excellent (77.7 t/s" in lines
+
+
+def test_csv_has_each_timed_metric_with_its_interval_columns() -> None:
+    from pytest_llmbench.recommend import enrich_report
+    from pytest_llmbench.report.csv_report import csv_text
+
+    results = enrich_report(full_report())["results"]
+    rows = list(csv.DictReader(io.StringIO(csv_text(results))))
+    row = next(r for r in rows if r["cell_id"] == "smollm2-135m-Q4_K_M")
+    assert (row["interactive_tps"], row["interactive_tps_lo"], row["interactive_tps_hi"]) == (
+        "120",
+        "117.6",
+        "122.4",
+    )
+    assert row["interactive_ttft_lo"] and row["interactive_ttft_hi"]
+    assert row["interactive_e2e"] == ""  # not measured in this report: empty, never zero
+    assert row["interactive_steadiness_cv"] == "8"
+
+
+def test_noise_floor_warns_about_a_busy_machine_and_noise_wider_than_the_target() -> None:
+    from pytest_llmbench import noise
+
+    cells = full_report()["results"]
+    quiet = noise.noise_floor({"load_average_1m": 0.2, "cores": 2}, cells, 3.0)
+    assert quiet["warnings"] == [] and quiet["first_cell"]["runs"] == 5
+    busy = noise.noise_floor({"load_average_1m": 5.0, "cores": 2}, cells, 1.0)
+    assert len(busy["warnings"]) == 2
+    assert "load average 5.0 on 2 cores" in busy["warnings"][0]
+    assert "wider than the requested precision (1 %)" in busy["warnings"][1]
+    state = noise.machine_state()
+    assert state["cores"] >= 1 and "load_average_1m" in state
+
+
+def test_divergence_decides_the_accuracy_use_case_and_reaches_csv_and_html() -> None:
+    from pytest_llmbench.recommend import enrich_report
+    from pytest_llmbench.report.csv_report import csv_text
+
+    report = enrich_report(full_report(divergence=True))
+    case = next(c for c in report["recommendations"]["use_cases"] if c["key"] == "accuracy")
+    assert case["profile"] == "divergence" and "loss against the reference" in case["title"]
+    by_cell = {line["cell_id"]: line for line in case["lines"]}
+    assert by_cell["smollm2-135m-Q2_K"]["mark"] == "⚠"  # KLD over the limit, same top within
+    assert "the reference (Q8_0)" in by_cell["qwen2.5-1.5b-Q8_0"]["summary"]
+    assert "same top token as Q8_0 92.5" in by_cell["qwen2.5-1.5b-Q4_K_M"]["summary"]
+    rows = list(csv.DictReader(io.StringIO(csv_text(report["results"]))))
+    q2 = next(r for r in rows if r["cell_id"] == "smollm2-135m-Q2_K")
+    assert (q2["divergence_kld"], q2["divergence_same_top"], q2["divergence_reference"]) == (
+        "0.42",
+        "77",
+        "Q8_0",
+    )
+    page = render_html(report)
+    assert "KLD 0.42 vs Q8_0, same top token 77.0 %" in page  # the heat map's tooltip

@@ -148,6 +148,21 @@ def test_ctrl_c_checkpoints_the_finished_cell_and_resume_runs_only_the_rest(benc
     assert final["completed"][Q8]["run"] == data["run"]  # it still names the run that did it
 
 
+def test_a_resumed_run_exits_as_the_whole_run_would_have(bench_project):
+    bench_project.write(
+        modules=("test_interactive.py",),
+        thresholds={"thresholds": {"interactive": {"min_tokens_per_sec": 100000}}},
+    )
+    first = bench_project.run("-m", "interactive")
+    assert first.ret == pytest.ExitCode.TESTS_FAILED
+    first.assert_outcomes(passed=2, failed=1)
+
+    again = bench_project.run("-m", "interactive", "--llm-resume")
+    again.assert_outcomes(skipped=3)  # nothing ran, but the carried failure still counts
+    assert again.ret == pytest.ExitCode.TESTS_FAILED
+    assert bench_project.report()["metadata"]["exit_status"] == pytest.ExitCode.TESTS_FAILED
+
+
 def test_resume_with_changed_thresholds_is_one_line_exit_4(bench_project):
     bench_project.write()
     first = bench_project.run("-m", "load")

@@ -544,16 +544,59 @@ def test_reading_for_a_missing_value_is_blank():
     assert metrics.reading_for(metrics.SLOWDOWN_PERCENT, -3.0) == "no slowdown over the run"
 
 
-def test_interactive_stream_steadiness_is_not_measured_from_two_chunks():
-    """Two chunks give one gap and no spread: the CV is missing, so the check fails, not passes."""
-    runs = (result(tokens=8, chunks=2), result(tokens=8, chunks=1))
-    measured = interactive.summarise(runs)
-    assert measured.itl_cv is None
-    assert measured.metrics()["itl_cv_percent"] is None
-    with pytest.raises(AssertionError, match="inter-token latency CV: not measured"):
-        at_most("inter-token latency CV", measured.itl_cv, 20, "%", "")
+def stream(times: list[float], tokens: int | None = None) -> RequestResult:
+    """A run whose content chunks arrived at ``times`` (seconds after sending)."""
+    return RequestResult(
+        text="x",
+        prompt_tokens=10,
+        output_tokens=tokens or len(times),
+        ttft_s=times[0],
+        e2e_s=times[-1],
+        token_times_s=tuple(times),
+    )
 
 
-def test_interactive_stream_steadiness_from_steady_chunks_is_near_zero():
-    measured = interactive.summarise((result(tokens=10), result(tokens=10)))
-    assert measured.itl_cv == pytest.approx(0.0, abs=1e-6)
+def test_interactive_steadiness_ignores_jitter_between_single_tokens():
+    """Tokens every 20 ms ± 8 ms: the per-gap CV is large, the pace per second is steady."""
+    times, t = [], 0.2
+    for i in range(500):
+        t += 0.020 + (0.008 if i % 2 else -0.008)
+        times.append(t)
+    measured = interactive.summarise((stream(times), stream(times)), stall_ms=250)
+    assert measured.itl_cv > 30
+    assert measured.steadiness < 3
+    assert measured.stalls_per_run == 0 and not measured.stall_gaps_ms
+
+
+def test_interactive_stalls_are_counted_per_run_with_the_longest():
+    steady = [0.2 + 0.02 * i for i in range(300)]
+    stalled = steady[:100] + [t + 0.4 for t in steady[100:200]] + [t + 0.7 for t in steady[200:]]
+    measured = interactive.summarise((stream(stalled), stream(stalled), stream(steady)), 250)
+    assert measured.stalls_per_run == 2
+    assert len(measured.stall_gaps_ms) == 4
+    assert max(measured.stall_gaps_ms) == pytest.approx(420, abs=1)
+    record = measured.metrics()
+    assert record["stalls_total"] == 4 and record["longest_stall_ms"] == pytest.approx(420, abs=1)
+    assert record["steadiness_cv_percent"] > 10  # the stalled windows are visibly slower
+
+
+def test_interactive_short_replies_have_no_pace_and_broken_streams_are_not_measured():
+    short = interactive.summarise((result(tokens=10), result(tokens=10)))
+    assert short.steadiness is None and short.too_short_for_pace
+    assert short.metrics()["steadiness_note"].startswith("n/a")
+    broken = interactive.summarise((result(tokens=8, chunks=1), result(tokens=8, chunks=1)))
+    assert broken.steadiness is None and not broken.too_short_for_pace
+    with pytest.raises(AssertionError, match="not measured"):
+        at_most("pace", broken.steadiness, 20, "%", "")
+
+
+def test_interactive_record_keeps_samples_and_intervals():
+    runs = tuple(stream([0.1 + i * (0.01 + k / 1000) for i in range(50)]) for k in range(5))
+    record = interactive.summarise(runs, 250, "precision reached", 3.0).metrics()
+    speed = record["measurements"]["tokens_per_second"]
+    assert len(speed["samples"]) == 5 and speed["count"] == 5
+    assert speed["low"] == min(speed["samples"]) and speed["high"] == max(speed["samples"])
+    assert speed["low"] <= record["tokens_per_second"] <= speed["high"]
+    assert record["precision"]["stopped_because"] == "precision reached"
+    assert record["precision"]["reached"] is False  # 5 runs spread over ±20 %
+    assert record["noisy"] is True

@@ -17,11 +17,41 @@ from pytest_llmbench.models import atomic_write_text
 
 Result = Mapping[str, Any]
 QUALITY_CATEGORIES = ("math", "comprehension", "reasoning", "format")
-PROFILES = ("load", "interactive", "long_context", "batch", "quality", "stress", "embedding")
+PROFILES = (
+    "load",
+    "interactive",
+    "long_context",
+    "batch",
+    "quality",
+    "divergence",
+    "stress",
+    "embedding",
+)
 
 
 def _metric(profile: str, *keys: str) -> Callable[[Result], Any]:
     return lambda r: m.first_number(m.profile_metrics(r, profile), *keys)
+
+
+def _bound(profile: str, key: str, end: str) -> Callable[[Result], Any]:
+    """One end (``low``/``high``) of a metric's 95 % interval; empty without samples."""
+
+    def get(r: Result) -> float | None:
+        found = m.estimate(r, profile, key)
+        return getattr(found, end) if found else None
+
+    return get
+
+
+def _with_interval(
+    column: str, profile: str, key: str
+) -> tuple[tuple[str, Callable[[Result], Any]], ...]:
+    """The median's column followed by its interval's ``_lo`` and ``_hi`` columns."""
+    return (
+        (column, _metric(profile, key)),
+        (f"{column}_lo", _bound(profile, key, "low")),
+        (f"{column}_hi", _bound(profile, key, "high")),
+    )
 
 
 def _status(profile: str) -> Callable[[Result], Any]:
@@ -47,22 +77,34 @@ COLUMNS: tuple[tuple[str, Callable[[Result], Any]], ...] = (
     ("status", lambda r: r.get("status")),
     ("rating", lambda r: m.dig(r, "derived", "rating")),
     ("load_seconds", m.load_seconds),
-    ("interactive_ttft", _metric("interactive", "ttft_seconds")),
-    ("interactive_tps", _metric("interactive", "tokens_per_second")),
+    *_with_interval("interactive_ttft", "interactive", "ttft_seconds"),
+    *_with_interval("interactive_tps", "interactive", "tokens_per_second"),
+    *_with_interval("interactive_e2e", "interactive", "e2e_seconds"),
+    ("interactive_runs", _metric("interactive", "repetitions")),
+    ("interactive_steadiness_cv", _metric("interactive", "steadiness_cv_percent")),
+    ("interactive_stalls_per_run", _metric("interactive", "stalls_per_run")),
     ("interactive_itl_cv", _metric("interactive", "itl_cv_percent")),
     ("interactive_rating", _rating("interactive")),
     ("long_context_load", _metric("long_context", "load_seconds")),
     ("long_context_max", _metric("long_context", "max_context_passed")),
     ("long_context_rating", _rating("long_context")),
-    ("batch_throughput", _metric("batch", "docs_per_hour")),
+    *_with_interval("batch_throughput", "batch", "docs_per_hour"),
     ("batch_cv", _metric("batch", "cv_percent")),
     ("batch_rating", _rating("batch")),
     *((f"quality_{c}", _quality(c)) for c in QUALITY_CATEGORIES),
     ("quality_overall", lambda r: m.quality_overall(m.profile_metrics(r, "quality"))),
     ("quality_rating", _rating("quality")),
+    ("divergence_reference", lambda r: m.profile_metrics(r, "divergence").get("reference_quant")),
+    ("divergence_kld", _metric("divergence", "mean_kld")),
+    ("divergence_kld_pm", _metric("divergence", "mean_kld_pm")),
+    ("divergence_kld_p99", _metric("divergence", "kld_p99")),
+    ("divergence_same_top", _metric("divergence", "same_top_percent")),
+    ("divergence_same_top_pm", _metric("divergence", "same_top_pm")),
+    ("divergence_ppl", _metric("divergence", "ppl")),
+    ("divergence_ppl_ratio", _metric("divergence", "ppl_ratio")),
     ("stress_max_temperature", lambda r: m.stress_max_temperature(m.profile_metrics(r, "stress"))),
     ("stress_tps_drop", lambda r: m.stress_tps_drop_percent(m.profile_metrics(r, "stress"))),
-    ("embedding_latency_ms", _metric("embedding", "latency_ms", "median_latency_ms")),
+    *_with_interval("embedding_latency_ms", "embedding", "latency_ms"),
     ("efficiency_score", lambda r: m.dig(r, "derived", "efficiency_score")),
     ("cost_benefit_score", lambda r: m.dig(r, "derived", "cost_benefit_score")),
     *((f"{p}_status", _status(p)) for p in PROFILES),

@@ -59,6 +59,7 @@ svg.chart { width: 100%; height: auto; display: block; font-size: 11px; }
 svg .chart-title { font-size: 14px; font-weight: 600; } svg .plot-area { fill: #fff; stroke: var(--line); }
 svg .grid { stroke: #eaeef2; } svg .tick { fill: var(--muted); } svg .axis-label { fill: var(--ink); font-size: 12px; }
 svg .series-line { fill: none; stroke-width: 2; } svg .empty-note { fill: var(--muted); font-size: 14px; }
+svg .error-bar { fill: none; stroke-width: 1.5; }
 .scroll { overflow-x: auto; } #results-table { font-size: 12.5px; }
 #results-table td:first-child { white-space: nowrap; }
 .controls { display: flex; flex-wrap: wrap; gap: 10px; align-items: center; margin: 6px 0; }
@@ -191,12 +192,23 @@ def _sort_key(value: Any) -> str:
     return f' data-sort="{number:.6g}"' if number is not None else ""
 
 
-def _num_td(value: float | None, metric: str | None = None, digits: str | None = None) -> str:
-    title = _title(m.reading(metric, value) if metric else None)
+def _num_td(
+    value: float | None,
+    metric: str | None = None,
+    digits: str | None = None,
+    interval: Any = None,
+) -> str:
+    """A number cell; with an interval (``stats.Estimate``) the value reads "77.8 ±2.1" and the
+    tooltip gives the interval in full beside the real-world reading."""
+    reading = m.reading(metric, value) if metric else None
     if value is None:
         return '<td class="num" data-sort="">–</td>'
     text = format(value, digits) if digits else fmt(value)
-    return f'<td class="num" data-sort="{value:.6g}"{title}>{escape(text)}</td>'
+    if interval is not None:
+        half = (interval.high - interval.low) / 2
+        text += f" ±{format(half, digits) if digits else fmt(half)}"
+        reading = "; ".join(x for x in (m.interval_text(interval, digits or ".3g"), reading) if x)
+    return f'<td class="num" data-sort="{value:.6g}"{_title(reading)}>{escape(text)}</td>'
 
 
 def _tps(result: Result) -> float | None:
@@ -342,6 +354,14 @@ def _heatmap(results: Sequence[Result]) -> str:
             tip += [f"{k} {v}" for k, v in ratings.items() if v]
             if tps is not None:
                 tip.append(f"{tps:.1f} t/s: {m.interpret(m.TOKENS_PER_SECOND, tps)}")
+            diverged = m.profile_metrics(result, "divergence")
+            kld = m.number(diverged.get("mean_kld"))
+            if kld is not None:
+                tip.append(
+                    f"KLD {kld:.3g} vs {diverged.get('reference_quant')}, same top token "
+                    f"{m.number(diverged.get('same_top_percent')) or 0:.1f} %: "
+                    f"{m.interpret(m.KL_DIVERGENCE, kld)}"
+                )
             if result.get("skip_reason"):
                 tip.append(str(result["skip_reason"]))
             headline = (
@@ -398,7 +418,15 @@ def _charts(results: Sequence[Result]) -> str:
         size, tps = m.file_size_gb(r), _tps(r)
         if size is None or tps is None:
             return None
-        return Point(size, tps, f"{name(r)}: {tps:.1f} t/s, {size:.2f} GB file")
+        interval = m.estimate(r, "interactive", "tokens_per_second")
+        ci = f" ({m.interval_text(interval, '.1f')})" if interval else ""
+        return Point(
+            size,
+            tps,
+            f"{name(r)}: {tps:.1f} t/s{ci}, {size:.2f} GB file",
+            y_low=interval.low if interval else None,
+            y_high=interval.high if interval else None,
+        )
 
     def memory_point(r: Result) -> Point | None:
         size, memory = m.file_size_gb(r), m.number(m.dig(r, "derived", "memory_gb"))
@@ -480,6 +508,27 @@ def _charts(results: Sequence[Result]) -> str:
             empty_message="not measured: run the long_context profile",
         )
     )
+
+    def kld_point(r: Result) -> Point | None:
+        size = m.file_size_gb(r)
+        diverged = m.profile_metrics(r, "divergence")
+        kld = m.number(diverged.get("mean_kld"))
+        if size is None or kld is None:
+            return None
+        pm = m.number(diverged.get("mean_kld_pm")) or 0.0
+        tip = f"{name(r)}: KLD {kld:.3g} ± {pm:.2g} vs {diverged.get('reference_quant')}, {size:.2f} GB file"
+        return Point(size, kld, tip, y_low=max(0.0, kld - pm), y_high=kld + pm)
+
+    charts.append(
+        xy_chart(
+            "size-vs-kld",
+            "Size vs quality loss (KL divergence from the reference)",
+            "model file size (GB)",
+            "mean KL divergence",
+            _series_by(results, model_name, kld_point),
+            empty_message="not measured: run the divergence profile",
+        )
+    )
     stressed = any(m.stress_samples(m.profile_metrics(r, "stress")) for r in results)
     for chart_id, title, axis, attr in (
         (
@@ -525,6 +574,7 @@ def _charts(results: Sequence[Result]) -> str:
         "Resident memory of the llama-server process against the file size.",
         "Overall quality score per quantization; compare bars of one model.",
         "Load (prompt-processing) time per context size; hollow markers failed.",
+        "One line per model: smaller files lose more; lower is closer to the reference.",
         "CPU temperature sampled during the sustained stress run.",
         "Decode speed during the stress run; a falling line means throttling.",
     )
@@ -550,10 +600,16 @@ TABLE_COLUMNS: tuple[tuple[str, str | None, str | None, Callable[[Result], float
     ),
     ("t/s", "tokens_per_second", ".1f", _tps),
     (
-        "ITL CV %",
-        "itl_cv_percent",
+        "Pace CV %",
+        "steadiness_cv_percent",
         ".0f",
-        lambda r: m.number(m.profile_metrics(r, "interactive").get("itl_cv_percent")),
+        lambda r: m.number(m.profile_metrics(r, "interactive").get("steadiness_cv_percent")),
+    ),
+    (
+        "Stalls/run",
+        None,
+        ".0f",
+        lambda r: m.number(m.profile_metrics(r, "interactive").get("stalls_per_run")),
     ),
     (
         "Max context",
@@ -573,6 +629,18 @@ TABLE_COLUMNS: tuple[tuple[str, str | None, str | None, Callable[[Result], float
         ".0f",
         lambda r: m.number(m.profile_metrics(r, "batch").get("docs_per_hour")),
     ),
+    (
+        "KLD",
+        "mean_kld",
+        ".3g",
+        lambda r: m.number(m.profile_metrics(r, "divergence").get("mean_kld")),
+    ),
+    (
+        "Same top %",
+        None,
+        ".1f",
+        lambda r: m.number(m.profile_metrics(r, "divergence").get("same_top_percent")),
+    ),
     ("Math %", None, ".0f", lambda r: m.quality_category(m.profile_metrics(r, "quality"), "math")),
     ("Quality %", None, ".0f", lambda r: m.number(m.dig(r, "derived", "quality_overall"))),
     (
@@ -584,6 +652,18 @@ TABLE_COLUMNS: tuple[tuple[str, str | None, str | None, Callable[[Result], float
     ("Efficiency", None, ",.0f", lambda r: m.number(m.dig(r, "derived", "efficiency_score"))),
     ("Cost-benefit", None, ".0f", lambda r: m.number(m.dig(r, "derived", "cost_benefit_score"))),
 )
+
+
+def _no_interval(_: Result) -> None:
+    return None
+
+
+# the columns whose value is a median of repeated runs, with where its interval is kept
+_INTERVALS: dict[str, Callable[[Result], Any]] = {
+    "TTFT s": lambda r: m.estimate(r, "interactive", "ttft_seconds"),
+    "t/s": lambda r: m.estimate(r, "interactive", "tokens_per_second"),
+    "Docs/h": lambda r: m.estimate(r, "batch", "docs_per_hour"),
+}
 
 
 def _results_table(results: Sequence[Result]) -> str:
@@ -601,7 +681,10 @@ def _results_table(results: Sequence[Result]) -> str:
             f"<td>{escape(str(r.get('status')))}</td>",
             f'<td class="{rating_class(rating)}" data-sort="{m.RATING_POINTS.get(str(rating), -1)}">{escape(str(rating or "not rated"))}</td>',
         ]
-        tds += [_num_td(get(r), metric, digits) for _, metric, digits, get in TABLE_COLUMNS]
+        tds += [
+            _num_td(get(r), metric, digits, _INTERVALS.get(header, _no_interval)(r))
+            for header, metric, digits, get in TABLE_COLUMNS
+        ]
         rows.append(
             f'<tr data-rating="{escape(str(rating or ""))}" data-status="{escape(str(r.get("status")))}" '
             f'data-profiles="{escape(profiles)}">{"".join(tds)}</tr>'
@@ -660,14 +743,21 @@ def _metric_rows(
     if profile == "stress":
         items.append(("max temperature °C", m.stress_max_temperature(metrics), "max_temperature_c"))
         items.append(("tokens/s drop %", m.stress_tps_drop_percent(metrics), "tps_drop_percent"))
+    intervals = metrics.get("measurements")
     for name, value, metric in items:
         check = _threshold_for(checks, profile, metric)
         threshold = ""
         if check:
             sign = "≥" if check.get("higher_is_better") else "≤"
             verdict = "met" if check.get("met") else "missed"
+            if check.get("borderline"):
+                verdict = f"borderline, {verdict}: the interval reaches across the threshold"
             threshold = f"{sign} {fmt(check.get('threshold'))} ({verdict})"
-        rows.append((name, value, threshold, m.reading(metric, value) or ""))
+        shown = value
+        found = m.estimate_from(intervals.get(name)) if isinstance(intervals, Mapping) else None
+        if found is not None:
+            shown = f"{fmt(value)} ({m.interval_text(found)})"
+        rows.append((name, shown, threshold, m.reading(metric, value) or ""))
     return rows
 
 

@@ -6,7 +6,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from pytest_llmbench import remote, system
+from pytest_llmbench import noise, remote, system
 from pytest_llmbench.recommend import enrich_report
 from pytest_llmbench.report.csv_report import write_csv
 from pytest_llmbench.report.html_report import write_html
@@ -15,12 +15,15 @@ from pytest_llmbench.session import BenchSession
 
 
 def run_metadata(session: BenchSession, exit_status: int | None = None) -> dict[str, Any]:
+    server = _llama_server(session)  # a local version probe is bounded (5 s); in the wall time
     ended = time.time()
+    target = session.settings.measurement.target_precision_percent
     return {
+        "noise": noise.noise_floor(session.machine_state, session.store.cells(), target),
         "timestamp": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(session.started_at)),
         "hostname": system.hostname(),
         "hardware": system.hardware(),
-        "llama_server": _llama_server(session),
+        "llama_server": server,
         "config": session.config_snapshot(),
         "duration_seconds": round(ended - session.started_at, 2),
         "exit_status": exit_status,

@@ -31,6 +31,8 @@ class Point:
     y: float
     tip: str
     hollow: bool = False  # e.g. a context size that failed
+    y_low: float | None = None  # the value's interval, drawn as an error bar
+    y_high: float | None = None
 
 
 @dataclass(frozen=True)
@@ -182,7 +184,8 @@ def xy_chart(
         return empty_chart(chart_id, title, empty_message)
     names = [s.name for s in series]
     bottom, legend_y, height = _layout(names)
-    xs, ys = [p.x for p in points], [p.y for p in points]
+    xs = [p.x for p in points]
+    ys = [p.y for p in points] + [p.y_high for p in points if p.y_high is not None]
     span = max(xs) - min(xs)
     pad = span * 0.08 if span else (abs(xs[0]) * 0.25 or 1.0)
     low = min(xs) - pad
@@ -205,6 +208,12 @@ def xy_chart(
             parts.append(f'<polyline class="series-line" points="{path}" stroke="{colour}"/>')
         for p in ordered:
             fill = "#fff" if p.hollow else colour
+            if p.y_low is not None and p.y_high is not None:
+                x, top, end = sx(p.x), sy(p.y_high), sy(p.y_low)
+                parts.append(
+                    f'<path class="error-bar" d="M{x:.1f},{top:.1f}V{end:.1f}'
+                    f'M{x - 4:.1f},{top:.1f}h8M{x - 4:.1f},{end:.1f}h8" stroke="{colour}"/>'
+                )
             parts.append(
                 f'<circle class="mark" cx="{sx(p.x):.1f}" cy="{sy(p.y):.1f}" r="4.5" fill="{fill}" '
                 f'stroke="{colour}"><title>{escape(p.tip)}</title></circle>'

@@ -6,7 +6,8 @@ from collections.abc import Iterable, Mapping
 from dataclasses import asdict
 from typing import Any
 
-from pytest_llmbench import system
+from pytest_llmbench import metrics as m
+from pytest_llmbench import noise, system
 from pytest_llmbench.config import Settings
 from pytest_llmbench.recommend import enrich_report, format_recommendations
 
@@ -19,11 +20,13 @@ def summary_lines(
     cells: list[dict[str, Any]],
     settings: Settings | None = None,
     hardware: Mapping[str, Any] | None = None,
+    machine_state: Mapping[str, Any] | None = None,
 ) -> list[str]:
-    """The per-cell table, then the recommendations.
+    """The per-cell table, the noise warnings, then the recommendations.
 
     ``settings`` gives the thresholds the recommendations judge by (the defaults when None);
-    ``hardware`` the machine whose RAM bounds the memory headroom (this machine when None).
+    ``hardware`` the machine whose RAM bounds the memory headroom (this machine when None);
+    ``machine_state`` the load and clock at the run's start (``noise.machine_state``).
     """
     rows = [("cell", "status", "load s", "TTFT s", "t/s", "rating", "note")]
     for cell in cells:
@@ -38,7 +41,7 @@ def summary_lines(
                 cell["status"],
                 _num(cell["server"].get("load_seconds"), ".2f"),
                 _num(metrics.get("ttft_seconds"), ".3f"),
-                _num(metrics.get("tokens_per_second"), ".1f"),
+                _speed(cell),
                 interactive.get("rating", "-"),
                 note[:70],
             )
@@ -49,7 +52,19 @@ def summary_lines(
         for row in rows
     ]
     notes = [f"note: {external_note(urls)}"] if (urls := external_urls(cells)) else []
+    target = (settings or Settings()).measurement.target_precision_percent
+    floor = noise.noise_floor(machine_state or {}, cells, target)
+    notes += [f"warning: {text}" for text in floor["warnings"]]
     return [*table, *notes, "", *recommendation_lines(cells, settings, hardware)]
+
+
+def _speed(cell: Mapping[str, Any]) -> str:
+    """Decode speed as "77.8 ±2.1" (half the 95 % interval) when the record has samples."""
+    value = m.number(m.profile_metrics(cell, "interactive").get("tokens_per_second"))
+    if value is None:
+        return "-"
+    interval = m.estimate(cell, "interactive", "tokens_per_second")
+    return f"{value:.1f}" + (f" ±{(interval.high - interval.low) / 2:.1f}" if interval else "")
 
 
 def external_urls(

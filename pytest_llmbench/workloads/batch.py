@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from pytest_llmbench import metrics as m
+from pytest_llmbench import stats
 from pytest_llmbench.client import LlamaClient, RequestFailed
 from pytest_llmbench.config import BatchThresholds
 from pytest_llmbench.monitor import ResourceMonitor, process_rss_mb
@@ -142,6 +143,21 @@ class BatchMeasurement:
         rss = [d.rss_mb for d in self.documents if d.rss_mb is not None]
         return per_doc * (len(rss) - 1) if per_doc is not None else None
 
+    def throughput(self) -> dict[str, Any]:
+        """Documents per hour with the t interval of the mean time per document, inverted
+        (documents differ, so the mean time is what a batch of them takes)."""
+        mean = stats.mean_interval(self.times)
+        return {
+            **mean.as_dict(),
+            "value": 3600.0 / mean.value,
+            "low": 3600.0 / mean.high,
+            "high": 3600.0 / mean.low if mean.low > 0 else None,
+            "half_width_percent": None,
+            "method": "t interval of the mean time per document",
+            "unit": "docs/hour",
+            "samples": [3600.0 / t for t in self.times],
+        }
+
     def metrics(self) -> dict[str, Any]:
         times = self.times
         summary = m.summarize(times) if times else None
@@ -158,6 +174,7 @@ class BatchMeasurement:
             "rss_slope_mb_per_doc": self.rss_slope_mb_per_doc,
             "memory_growth_mb": self.memory_growth_mb,
             "seconds_per_document": [round(t, 4) for t in times],
+            "measurements": {"docs_per_hour": self.throughput()} if len(times) >= 2 else {},
             "prompt_tokens": [d.prompt_tokens for d in self.documents],
             "output_tokens": [d.output_tokens for d in self.documents],
             "rss_mb": [d.rss_mb for d in self.documents],

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from pytest_llmbench import metrics as m
+from pytest_llmbench import stats
 from pytest_llmbench.client import LlamaClient, RequestFailed
 from pytest_llmbench.config import EmbeddingThresholds
 from pytest_llmbench.monitor import ResourceMonitor
@@ -151,6 +152,15 @@ class EmbeddingMeasurement:
     resources: dict[str, Any] = field(default_factory=dict)
 
     @property
+    def latency(self) -> stats.Estimate | None:
+        """Median latency per one-text request with its interval."""
+        return stats.median_interval(self.single_ms) if self.single_ms else None
+
+    @property
+    def batch_latency(self) -> stats.Estimate | None:
+        return stats.median_interval(self.batch_ms) if self.batch_ms else None
+
+    @property
     def latency_ms(self) -> float | None:
         return statistics.median(self.single_ms) if self.single_ms else None
 
@@ -171,6 +181,14 @@ class EmbeddingMeasurement:
             "repetitions": len(self.single_ms),
             "single_ms": [round(v, 3) for v in self.single_ms],
             "batch_ms": [round(v, 3) for v in self.batch_ms],
+            "measurements": {
+                key: m.measurement(values, "ms")
+                for key, values in (
+                    ("latency_ms", self.single_ms),
+                    ("batch_latency_ms", self.batch_ms),
+                )
+                if values
+            },
             "dimension": self.dimensions[0] if len(self.dimensions) == 1 else self.dimensions,
             "expected_dimension": self.expected_dimension,
             "norms": {k: round(l2_norm(v), 6) for k, v in self.vectors.items()},
