@@ -45,8 +45,10 @@ def test_capacity_is_the_most_users_within_the_objectives_said_in_words():
     assert sweep.capacity_words() == (
         "serves 2 concurrent users with TTFT ≤ 1 s and ≥ 10 t/s each (for 90 % of requests)"
     )
-    assert serving.Sweep(levels=[level(1, [slow])], slo=SLO).capacity_words().startswith(
-        "serves no user"
+    assert (
+        serving.Sweep(levels=[level(1, [slow])], slo=SLO)
+        .capacity_words()
+        .startswith("serves no user")
     )
 
 
