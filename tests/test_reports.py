@@ -21,7 +21,7 @@ from pytest_llmbench.config import Settings
 from pytest_llmbench.recommend import enrich_report
 from pytest_llmbench.report.csv_report import csv_text
 from pytest_llmbench.report.html_report import render_html
-from pytest_llmbench.report.merge import merge_reports
+from pytest_llmbench.report.merge import ReportError, load_report, merge_reports
 from pytest_llmbench.report.outputs import write_report_files
 from pytest_llmbench.report.terminal import summary_lines
 
@@ -478,3 +478,31 @@ def test_serving_capacity_reaches_the_use_case_csv_terminal_and_html() -> None:
     assert "no serving use case" not in page
     plain = enrich_report(full_report())
     assert "serving" not in {c["key"] for c in plain["recommendations"]["use_cases"]}
+
+
+def test_a_version_1_report_still_renders_and_other_versions_are_refused(tmp_path) -> None:
+    """Version 1 (no per-run samples) is read as it is; a version this llmbench does not know
+    is one line naming it."""
+    old = full_report()
+    for result in old["results"]:
+        for profile in result["profiles"].values():
+            profile.get("metrics", {}).pop("measurements", None)
+    source = tmp_path / "old.json"
+    source.write_text(json.dumps(old))
+    assert main(["report", "render", str(source), "-o", str(tmp_path)]) == 0
+    assert "Overall best" in (tmp_path / "old.html").read_text()
+    for version, words in ((3, "newer than this llmbench understands"), (0, "not one this")):
+        source.write_text(json.dumps({**old, "schema_version": version}))
+        with pytest.raises(ReportError, match=f"schema_version {version} is {words}"):
+            load_report(source)
+
+
+def test_the_schema_rejects_a_measurement_without_samples() -> None:
+    from tests.conftest import REPORT_VALIDATOR
+
+    report = full_report()
+    report["schema_version"] = 2
+    assert not list(REPORT_VALIDATOR.iter_errors(report))
+    metrics = report["results"][0]["profiles"]["interactive"]["metrics"]
+    del metrics["measurements"]["tokens_per_second"]["samples"]
+    assert any("samples" in e.message for e in REPORT_VALIDATOR.iter_errors(report))
