@@ -20,10 +20,14 @@ pytestmark = pytest.mark.stress
 
 
 @pytest.fixture(scope="session")
-def stressed(llm_server, llm_cell, llm_settings, llm_results, llm_stress_reason, pytestconfig):
+def stressed(
+    llm_server, llm_session, llm_cell, llm_settings, llm_results, llm_stress_reason, pytestconfig
+):
     """The chosen configuration under continuous generation, measured once."""
     duration = pytestconfig.getoption("llm_stress_duration")
-    measured = stress.run_for_settings(llm_server, llm_settings, duration, llm_stress_reason)
+    measured = stress.run_for_settings(
+        llm_server, llm_settings, duration, llm_stress_reason, llm_session.progress
+    )
     llm_results.record(llm_cell, "stress", measured.metrics())
     allow_swap = llm_settings.limits.allow_swap
     rating = stress.rating(measured, llm_settings.thresholds.stress, allow_swap)

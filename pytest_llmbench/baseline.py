@@ -113,6 +113,13 @@ METRICS: tuple[Metric, ...] = (
         True,
         ".2f",
     ),
+    Metric(
+        "capacity",
+        "serving capacity (users)",
+        ("profiles", "serving", "metrics", "capacity_users"),
+        True,
+        ".0f",
+    ),
     Metric("load_time", "load time s", ("server", "load_seconds"), False, ".2f"),
     # the most memory the server was seen to hold over every profile (metrics.memory_gb)
     Metric("peak_rss", "peak RSS GiB", ("derived", "memory_gb"), False, ".3f"),

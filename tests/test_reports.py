@@ -21,7 +21,7 @@ from pytest_llmbench.config import Settings
 from pytest_llmbench.recommend import enrich_report
 from pytest_llmbench.report.csv_report import csv_text
 from pytest_llmbench.report.html_report import render_html
-from pytest_llmbench.report.merge import merge_reports
+from pytest_llmbench.report.merge import ReportError, load_report, merge_reports
 from pytest_llmbench.report.outputs import write_report_files
 from pytest_llmbench.report.terminal import summary_lines
 
@@ -90,7 +90,7 @@ def test_html_puts_recommendations_first_and_draws_every_chart() -> None:
     order = [page.index(f'id="{s}"') for s in ("summary", "recommendations", "matrix", "charts", "details", "skipped", "appendices")]  # fmt: skip
     assert order == sorted(order)
     assert "Overall best: Qwen2.5-1.5B-Instruct Q4_K_M" in page
-    page = render_html(enrich_report(full_report(divergence=True)))
+    page = render_html(enrich_report(full_report(divergence=True, serving=True)))
     for chart in CHART_IDS:
         svg = re.search(rf'<svg class="chart" data-chart="{chart}"[^>]*>(.*?)</svg>', page, re.S)
         assert svg, chart
@@ -532,3 +532,53 @@ def test_divergence_decides_the_accuracy_use_case_and_reaches_csv_and_html() -> 
     )
     page = render_html(report)
     assert "KLD 0.42 vs Q8_0, same top token 77.0 %" in page  # the heat map's tooltip
+
+
+def test_serving_capacity_reaches_the_use_case_csv_terminal_and_html() -> None:
+    from pytest_llmbench.recommend import enrich_report
+    from pytest_llmbench.report.csv_report import csv_text
+    from pytest_llmbench.report.terminal import summary_lines
+
+    report = enrich_report(full_report(serving=True))
+    case = next(c for c in report["recommendations"]["use_cases"] if c["key"] == "serving")
+    assert case["lines"][0]["cell_id"] == "smollm2-135m-Q2_K"  # the fastest serves the most
+    assert case["lines"][0]["summary"].startswith("serves 8 concurrent users")
+    rows = list(csv.DictReader(io.StringIO(csv_text(report["results"]))))
+    assert {r["serving_capacity_users"] for r in rows if r["cell_id"] == "smollm2-135m-Q2_K"} == {
+        "8"
+    }
+    lines = summary_lines(report["results"])
+    assert any(line.startswith("serving: smollm2-135m-Q2_K serves 8") for line in lines)
+    page = render_html(report)
+    assert "Within objectives %" in page and 'data-chart="serving-curve"' in page
+    assert "no serving use case" not in page
+    plain = enrich_report(full_report())
+    assert "serving" not in {c["key"] for c in plain["recommendations"]["use_cases"]}
+
+
+def test_a_version_1_report_still_renders_and_other_versions_are_refused(tmp_path) -> None:
+    """Version 1 (no per-run samples) is read as it is; a version this llmbench does not know
+    is one line naming it."""
+    old = full_report()
+    for result in old["results"]:
+        for profile in result["profiles"].values():
+            profile.get("metrics", {}).pop("measurements", None)
+    source = tmp_path / "old.json"
+    source.write_text(json.dumps(old))
+    assert main(["report", "render", str(source), "-o", str(tmp_path)]) == 0
+    assert "Overall best" in (tmp_path / "old.html").read_text()
+    for version, words in ((3, "newer than this llmbench understands"), (0, "not one this")):
+        source.write_text(json.dumps({**old, "schema_version": version}))
+        with pytest.raises(ReportError, match=f"schema_version {version} is {words}"):
+            load_report(source)
+
+
+def test_the_schema_rejects_a_measurement_without_samples() -> None:
+    from tests.conftest import REPORT_VALIDATOR
+
+    report = full_report()
+    report["schema_version"] = 2
+    assert not list(REPORT_VALIDATOR.iter_errors(report))
+    metrics = report["results"][0]["profiles"]["interactive"]["metrics"]
+    del metrics["measurements"]["tokens_per_second"]["samples"]
+    assert any("samples" in e.message for e in REPORT_VALIDATOR.iter_errors(report))

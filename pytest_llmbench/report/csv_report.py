@@ -24,6 +24,7 @@ PROFILES = (
     "batch",
     "quality",
     "divergence",
+    "serving",
     "stress",
     "embedding",
 )
@@ -94,6 +95,9 @@ COLUMNS: tuple[tuple[str, Callable[[Result], Any]], ...] = (
     *((f"quality_{c}", _quality(c)) for c in QUALITY_CATEGORIES),
     ("quality_overall", lambda r: m.quality_overall(m.profile_metrics(r, "quality"))),
     ("quality_rating", _rating("quality")),
+    ("serving_capacity_users", _metric("serving", "capacity_users")),
+    ("serving_max_tps", _metric("serving", "max_output_tokens_per_second")),
+    ("serving_capacity", lambda r: m.profile_metrics(r, "serving").get("capacity")),
     ("divergence_reference", lambda r: m.profile_metrics(r, "divergence").get("reference_quant")),
     ("divergence_kld", _metric("divergence", "mean_kld")),
     ("divergence_kld_pm", _metric("divergence", "mean_kld_pm")),

@@ -362,6 +362,9 @@ def _heatmap(results: Sequence[Result]) -> str:
                     f"{m.number(diverged.get('same_top_percent')) or 0:.1f} %: "
                     f"{m.interpret(m.KL_DIVERGENCE, kld)}"
                 )
+            capacity = m.profile_metrics(result, "serving").get("capacity")
+            if capacity:
+                tip.append(str(capacity))
             if result.get("skip_reason"):
                 tip.append(str(result["skip_reason"]))
             headline = (
@@ -519,6 +522,31 @@ def _charts(results: Sequence[Result]) -> str:
         tip = f"{name(r)}: KLD {kld:.3g} ± {pm:.2g} vs {diverged.get('reference_quant')}, {size:.2f} GB file"
         return Point(size, kld, tip, y_low=max(0.0, kld - pm), y_high=kld + pm)
 
+    def serving_series(r: Result) -> Series | None:
+        levels = m.serving_levels(m.profile_metrics(r, "serving"))
+        points = [
+            Point(
+                per_user,
+                total,
+                f"{name(r)}: {fmt(lv.get('level'))} users, {total:.1f} t/s in total, "
+                f"{per_user:.1f} t/s each",
+            )
+            for lv in levels
+            if (per_user := m.number(lv.get("per_user_tokens_per_second"))) is not None
+            and (total := m.number(lv.get("output_tokens_per_second"))) is not None
+        ]
+        return Series(name(r), tuple(points)) if points else None
+
+    charts.append(
+        xy_chart(
+            "serving-curve",
+            "Serving: total throughput vs speed per user",
+            "tokens / s per user",
+            "tokens / s in total",
+            [found for r in results if (found := serving_series(r)) is not None],
+            empty_message="not measured: run the serving profile (-m serving)",
+        )
+    )
     charts.append(
         xy_chart(
             "size-vs-kld",
@@ -574,6 +602,7 @@ def _charts(results: Sequence[Result]) -> str:
         "Resident memory of the llama-server process against the file size.",
         "Overall quality score per quantization; compare bars of one model.",
         "Load (prompt-processing) time per context size; hollow markers failed.",
+        "Each point is one concurrency level: more users raise the total and slow each user.",
         "One line per model: smaller files lose more; lower is closer to the reference.",
         "CPU temperature sampled during the sustained stress run.",
         "Decode speed during the stress run; a falling line means throttling.",
@@ -628,6 +657,12 @@ TABLE_COLUMNS: tuple[tuple[str, str | None, str | None, Callable[[Result], float
         "batch_docs_per_hour",
         ".0f",
         lambda r: m.number(m.profile_metrics(r, "batch").get("docs_per_hour")),
+    ),
+    (
+        "Users served",
+        None,
+        ".0f",
+        lambda r: m.number(m.profile_metrics(r, "serving").get("capacity_users")),
     ),
     (
         "KLD",
@@ -821,6 +856,8 @@ def _cell_details(result: Result, with_host: bool, include_logs: bool) -> str:
                 '<table class="sortable"><thead><tr><th>Metric</th><th>Value</th><th>Threshold</th>'
                 f"<th>Reading</th></tr></thead><tbody>{body}</tbody></table>"
             )
+        if profile == "serving":
+            parts.append(_serving_levels(entry.get("metrics") or {}))
     tests = result.get("tests") or {}
     if tests:
         rows = [
@@ -832,6 +869,38 @@ def _cell_details(result: Result, with_host: bool, include_logs: bool) -> str:
         )
     parts.append("</details>")
     return "".join(parts)
+
+
+def _serving_levels(metrics: Mapping[str, Any]) -> str:
+    """The serving sweep's percentile table: one row per level."""
+    rows = []
+    for level in m.serving_levels(metrics) + m.serving_levels(metrics, "rate_levels"):
+        kind = "users" if level.get("kind") == "concurrency" else "req/s"
+        pct = {k: level.get(k) or {} for k in ("ttft_ms", "tpot_ms", "itl_ms", "e2e_ms")}
+        rows.append(
+            (
+                f"{fmt(level.get('level'))} {kind}",
+                level.get("requests"),
+                level.get("errors"),
+                *(pct[k].get(q) for k in ("ttft_ms", "e2e_ms") for q in ("p50", "p90", "p99")),
+                pct["tpot_ms"].get("p50"),
+                pct["itl_ms"].get("p99"),
+                level.get("output_tokens_per_second"),
+                level.get("per_user_tokens_per_second"),
+                level.get("requests_per_second"),
+                level.get("goodput_rps"),
+                level.get("share_meeting_slo_percent"),
+            )
+        )
+    if not rows:
+        return ""
+    headers = (
+        "Level", "Requests", "Errors", "TTFT p50 ms", "TTFT p90 ms", "TTFT p99 ms",
+        "E2E p50 ms", "E2E p90 ms", "E2E p99 ms", "TPOT p50 ms", "ITL p99 ms",
+        "Total t/s", "t/s per user", "Req/s", "Goodput req/s", "Within objectives %",
+    )  # fmt: skip
+    note = f'<p class="note">{escape(str(metrics.get("capacity") or ""))}; {escape(str(metrics.get("stopped") or ""))}</p>'
+    return note + _table(headers, rows)
 
 
 def _compat_details(compat: Mapping[str, Any]) -> str:

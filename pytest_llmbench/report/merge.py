@@ -14,7 +14,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from pytest_llmbench.report.json_report import SCHEMA_VERSION
+from pytest_llmbench.report.json_report import READABLE_VERSIONS, SCHEMA_VERSION
 
 
 class ReportError(Exception):
@@ -30,11 +30,14 @@ def load_report(path: Path) -> dict[str, Any]:
         raise ReportError(f"{path}: not valid JSON (line {exc.lineno}): {exc.msg}") from None
     if not isinstance(data, dict) or not isinstance(data.get("results"), list):
         raise ReportError(f"{path}: not an llmbench JSON report (no 'results' list)")
-    version = data.get("schema_version", SCHEMA_VERSION)
-    if not isinstance(version, int) or version > SCHEMA_VERSION:
+    version = data.get("schema_version", 1)
+    if version not in READABLE_VERSIONS or isinstance(version, bool):
+        newer = isinstance(version, int) and version > SCHEMA_VERSION
         raise ReportError(
-            f"{path}: schema_version {version!r} is newer than this llmbench understands "
-            f"({SCHEMA_VERSION}); upgrade pytest-llmbench"
+            f"{path}: schema_version {version!r} is "
+            + ("newer than this llmbench understands" if newer else "not one this llmbench reads")
+            + f" (it reads {', '.join(map(str, READABLE_VERSIONS))})"
+            + ("; upgrade pytest-llmbench" if newer else "")
         )
     return data
 

@@ -52,6 +52,11 @@ def summary_lines(
         for row in rows
     ]
     notes = [f"note: {external_note(urls)}"] if (urls := external_urls(cells)) else []
+    notes += [
+        f"serving: {cell['cell_id']} {served}"
+        for cell in cells
+        if (served := m.profile_metrics(cell, "serving").get("capacity"))
+    ]
     target = (settings or Settings()).measurement.target_precision_percent
     floor = noise.noise_floor(machine_state or {}, cells, target)
     notes += [f"warning: {text}" for text in floor["warnings"]]

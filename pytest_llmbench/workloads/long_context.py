@@ -16,6 +16,7 @@ A size above the model's trained context (GGUF ``context_length``) or above the 
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -143,8 +144,11 @@ class ContextBench:
         start: Callable[[], LlamaServer],
         paragraphs: Sequence[str],
         limits: tuple[float, bool] = (60.0, False),
+        progress: Callable[[str], None] = lambda _msg: None,
+        planned: int = 0,
     ) -> None:
         self.trained_ctx, self._start, self.paragraphs = trained_ctx, start, paragraphs
+        self.progress, self.planned, self.started = progress, planned, time.monotonic()
         self.max_load_seconds, self.allow_swap = limits
         self.client: LlamaClient | None = None
         self.pid: int | None = None
@@ -171,7 +175,7 @@ class ContextBench:
             settings.thresholds.long_context.max_initial_load_time,
             settings.limits.allow_swap,
         )
-        return cls(trained, start, load_paragraphs(prose), limits)
+        return cls(trained, start, load_paragraphs(prose), limits, session.progress, len(sizes))
 
     def skip_reason(self, size: int) -> str | None:
         """Why ``size`` cannot be measured (recorded), or None; starts the server if needed."""
@@ -224,6 +228,7 @@ class ContextBench:
             self.runs[size] = run
             return run
         client, error = self._ensure_server(), None
+        self.progress(f"long_context: filling {count:,} tokens ({self._position(size)})")
         with ResourceMonitor(self.pid, interval=0.5) as monitor:
             try:
                 result = client.complete(prompt, ANSWER_TOKENS, ignore_eos=True, cache_prompt=False)
@@ -244,7 +249,16 @@ class ContextBench:
                 resources=monitor.summary(),
             )
         self.runs[size] = run
+        done = "failed" if run.load_seconds is None else f"loaded in {run.load_seconds:.1f} s"
+        self.progress(
+            f"long_context: {size:,} tokens {done}; {time.monotonic() - self.started:.0f} s so far"
+        )
         return run
+
+    def _position(self, size: int) -> str:
+        """ "size 2 of 5" — how far through the planned sizes this one is."""
+        seen = len(self.runs) + len(self.skipped) + 1
+        return f"size {seen} of {self.planned}" if self.planned else f"{size:,} tokens"
 
     def passed(self, run: ContextRun) -> bool:
         """What the profile asserts: an answer, a load within the limit, no swap growth."""

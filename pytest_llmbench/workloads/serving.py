@@ -337,9 +337,3 @@ def sweep(
             Level("rate", rate, tuple(outcomes), wall, slo, settings.slo.min_share)
         )
     return result
-
-
-def level_rows(metrics: dict[str, Any]) -> list[dict[str, Any]]:
-    """The per-level records of a stored serving result (for the reports)."""
-    levels = metrics.get("levels")
-    return [lv for lv in levels if isinstance(lv, dict)] if isinstance(levels, list) else []

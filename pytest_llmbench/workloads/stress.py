@@ -20,7 +20,7 @@ import dataclasses
 import itertools
 import statistics
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -272,10 +272,15 @@ class StressRun:
 
 
 def run(
-    server: LlamaServer, duration_s: float, interval_s: float, abort_temperature: float
+    server: LlamaServer,
+    duration_s: float,
+    interval_s: float,
+    abort_temperature: float,
+    progress: Callable[[str], None] = lambda _msg: None,
 ) -> StressRun:
     """Generate continuously for ``duration_s``; stop the server at once if it overheats or
-    stops answering, and say why."""
+    stops answering, and say why.  ``progress`` hears the elapsed and remaining time about
+    every ``interval_s``."""
     client = LlamaClient(server.url, timeout=max(60.0, 4 * interval_s), api_key=server.api_key)
     aborted: list[str] = []
 
@@ -294,9 +299,16 @@ def run(
                 client.complete(PROMPTS[0], 8)  # warm-up: lazy allocation, not measured
         except RequestFailed as exc:
             aborted.append(f"server stopped answering before the run: {exc}")
-        i = 0
+        i, reported = 0, 0.0
         while not aborted and monitor.elapsed() < duration_s:
             start = monitor.elapsed()
+            if start - reported >= interval_s:
+                reported = start
+                left = max(0.0, duration_s - start)
+                progress(
+                    f"stress: {start / 60:.1f} of {duration_s / 60:.1f} min, "
+                    f"{left / 60:.1f} min to go, {sum(n for _, n in arrivals)} tokens so far"
+                )
             try:
                 result = client.complete(
                     f"{PROMPTS[i % len(PROMPTS)]} (Part {i + 1}.)",
@@ -326,12 +338,16 @@ def run(
 
 
 def run_for_settings(
-    server: LlamaServer, settings: Settings, duration_option: float | None, chosen_because: str
+    server: LlamaServer,
+    settings: Settings,
+    duration_option: float | None,
+    chosen_because: str,
+    progress: Callable[[str], None] = lambda _msg: None,
 ) -> StressRun:
     limits = settings.thresholds.stress
     duration = duration_seconds(duration_option, limits)
     interval = sample_interval(duration, limits.sample_interval)
-    result = run(server, duration, interval, limits.abort_temperature)
+    result = run(server, duration, interval, limits.abort_temperature, progress)
     return dataclasses.replace(result, chosen_because=chosen_because)
 
 
