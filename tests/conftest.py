@@ -72,7 +72,14 @@ EMBEDDED = {
 FAST_THRESHOLDS: dict[str, Any] = {
     "llama_cpp": {"default_ctx_size": 2048, "startup_timeout": 60},
     "thresholds": {
-        "interactive": {"n_predict": 32, "repetitions": 2, "max_variance": 1000, "max_stalls": 1000}
+        "interactive": {
+            "n_predict": 32,
+            "repetitions": 2,
+            "max_variance": 1000,
+            "max_stalls": 1000,
+            "min_tokens_per_sec": 0.2,  # plumbing, not speed: a busy CI box may crawl
+            "max_time_to_first_token": 120,
+        }
     },
 }
 
