@@ -18,6 +18,7 @@ import yaml
 
 from pytest_llmbench import stats
 from pytest_llmbench.server_options import OptionError, check
+from pytest_llmbench.workloads.finetune import too_short
 
 # Quantization types llama-quantize knows (its --help list), plus the float formats.
 KNOWN_QUANTS = (
@@ -39,6 +40,7 @@ PROFILES = (
     "embedding",
     "stress",
     "divergence",
+    "finetune",
 )
 
 
@@ -133,6 +135,22 @@ class DivergenceThresholds:
 
 
 @dataclass(frozen=True)
+class FinetuneThresholds:
+    """A short full fine-tune by llama-finetune (F32 weights, AdamW).  On the embedded
+    SmolLM2-135M, 3 epochs over Genesis 36 (~1.5k tokens) at ctx 256 take about 1.5 minutes on 2
+    cores; llama.cpp's default learning rate (1e-5) lowers the training loss only ~19 %, so the
+    default here is 10x that, which the short text absorbs without diverging."""
+
+    epochs: int = 3
+    min_improvement_percent: float = 20.0  # training loss, first epoch to last
+    max_seconds: float = 900.0  # wall time of the whole run, model load included
+    learning_rate: float = 1e-4
+    ctx: int = 256  # tokens per training window (llama-finetune steps by ctx/2)
+    val_split: float = 0.1  # share of the windows held out for the validation loss
+    text: str | None = None  # training text; null: bench/data/finetune-genesis36.txt
+
+
+@dataclass(frozen=True)
 class MeasurementSettings:
     """How often a profile repeats its measured request when ``repetitions`` is ``auto``."""
 
@@ -161,6 +179,7 @@ class Thresholds:
     stress: StressThresholds = field(default_factory=StressThresholds)
     embedding: EmbeddingThresholds = field(default_factory=EmbeddingThresholds)
     divergence: DivergenceThresholds = field(default_factory=DivergenceThresholds)
+    finetune: FinetuneThresholds = field(default_factory=FinetuneThresholds)
 
 
 @dataclass(frozen=True)
@@ -490,6 +509,7 @@ def _validate_settings(s: Settings, path: Path) -> None:
             div.tokens,
             f"expected ctx ≥ 16 and tokens ≥ ctx ({div.ctx})",
         )
+    _validate_finetune(s.thresholds.finetune, path)
     if s.thresholds.interactive.n_predict < 2:
         n = s.thresholds.interactive.n_predict
         raise ConfigError(path, "thresholds.interactive.n_predict", n, "expected ≥ 2 tokens")
@@ -501,6 +521,28 @@ def _validate_settings(s: Settings, path: Path) -> None:
         raise ConfigError(
             path, "logging.level", s.logging.level, "expected DEBUG, INFO, WARNING or ERROR"
         )
+
+
+def _validate_finetune(ft: FinetuneThresholds, path: Path) -> None:
+    """Settings llama-finetune would crash on or train nothing with, caught before any cell."""
+    key = "thresholds.finetune"
+    if ft.epochs < 1:
+        raise ConfigError(path, f"{key}.epochs", ft.epochs, "expected at least 1 epoch")
+    if ft.ctx < 16:
+        raise ConfigError(path, f"{key}.ctx", ft.ctx, "expected ≥ 16 tokens per window")
+    if ft.learning_rate < 0:
+        raise ConfigError(path, f"{key}.learning_rate", ft.learning_rate, "expected ≥ 0")
+    if not 0 <= ft.val_split < 1:
+        raise ConfigError(path, f"{key}.val_split", ft.val_split, "expected a fraction in [0, 1)")
+    if ft.text is None:
+        return
+    text = Path(ft.text).expanduser()
+    text = text if text.is_absolute() else path.resolve().parent / text
+    if not text.is_file():
+        raise ConfigError(path, f"{key}.text", ft.text, f"no such file ({text})")
+    reason = too_short(text, ft.ctx)
+    if reason:
+        raise ConfigError(path, f"{key}.text", ft.text, f"too short for one batch: {reason}")
 
 
 def load_catalog(path: Path) -> Catalog:

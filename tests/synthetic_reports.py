@@ -20,7 +20,20 @@ CHART_IDS = (
     "size-vs-kld",
     "stress-temperature",
     "stress-tps",
+    "finetune-loss",
 )
+
+# A fine-tuning run's figures, as workloads.finetune.Finetune.metrics() records them.
+FINETUNE = {
+    "loss": [2.9, 2.5, 2.2],
+    "val_loss": [3.1, 3.0, 2.95],
+    "first_loss": 2.9,
+    "last_loss": 2.2,
+    "improvement_percent": 24.1,
+    "train_tokens_per_sec": 60.0,
+    "seconds": 85.0,
+    "peak_rss_mb": 2500.0,
+}
 
 HARDWARE = {"cpu": "Test CPU", "cores": 8, "logical_cpus": 16, "ram_gb": 16.0, "os": "Debian 12"}
 
@@ -181,6 +194,7 @@ def cell(
         },
         "stress": {"metrics": {"samples": stress}},
         "divergence": {"metrics": DIVERGENCE.get(quant, DIVERGENCE["Q4_K_M"])},
+        "finetune": {"metrics": FINETUNE},
     }
     outcomes = {
         "load": ("passed", ""),
@@ -192,6 +206,7 @@ def cell(
         "quality": ("passed", "") if math_ok else ("failed", f"math {math} % < 80 %"),
         "stress": ("passed", ""),
         "divergence": ("passed", "") if quant != "Q2_K" else ("failed", "mean KLD 0.42 > 0.3"),
+        "finetune": ("passed", ""),
     }
     statuses = {k: v[0] for k, v in outcomes.items()}
     for profile, entry in profiles.items():

@@ -1,0 +1,84 @@
+"""The finetune profile: llama-finetune's output read exactly, its settings checked before any
+cell, the memory rule for F32 training, and real runs of the embedded model, healthy and broken."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from pytest_llmbench import config as cfg
+from pytest_llmbench import termination as t
+from pytest_llmbench.workloads import finetune
+
+DATA = Path(__file__).parent / "data"
+GB = 10**9
+
+
+def _epochs(*losses: float) -> list[finetune.Epoch]:
+    return [finetune.Epoch(loss, 0.01, 50.0, seconds=2.0, windows=4) for loss in losses]
+
+
+def test_a_falling_curve_passes_and_a_flat_or_rising_one_says_which_epoch_in_words():
+    assert finetune.not_decreasing(_epochs(3.0, 2.5, 2.2)) is None
+    problem = finetune.not_decreasing(_epochs(3.0, 2.5, 2.5))
+    assert problem == (
+        "training loss did not decrease in epoch 3: 2.5000 after 2.5000 (loss per epoch "
+        "3.000 → 2.500 → 2.500); the model is not learning the text at this learning rate"
+    )
+    assert "epoch 2" in finetune.not_decreasing(_epochs(3.0, float("nan")))
+    run = finetune.Finetune(_epochs(3.0, 2.4), ctx=64, learning_rate=1e-4)
+    assert run.improvement_percent == pytest.approx(20.0)
+    assert run.train_tokens_per_sec == pytest.approx(2 * 4 * 64 / 4.0)
+
+
+def _settings(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "thresholds.yaml"
+    path.write_text(text)
+    return path
+
+
+@pytest.mark.parametrize(
+    ("finetune_yaml", "expected"),
+    [
+        ("epochs: 0", "thresholds.finetune.epochs = 0: expected at least 1 epoch"),
+        ("epochs: -2", "thresholds.finetune.epochs = -2: expected a number ≥ 0"),
+        ("val_split: 1.0", "thresholds.finetune.val_split = 1.0: expected a fraction in [0, 1)"),
+        ("text: nope.txt", "thresholds.finetune.text = 'nope.txt': no such file"),
+        (
+            "text: short.txt",
+            "thresholds.finetune.text = 'short.txt': too short for one batch: 11 bytes is fewer "
+            "than the 513 tokens two training windows of ctx 256 need; use a longer text or a "
+            "smaller ctx",
+        ),
+    ],
+)
+def test_settings_llama_finetune_cannot_use_are_one_line(tmp_path, finetune_yaml, expected):
+    (tmp_path / "short.txt").write_text("Esau Edom.\n")
+    path = _settings(tmp_path, f"thresholds:\n  finetune:\n    {finetune_yaml}\n")
+    with pytest.raises(cfg.ConfigError) as info:
+        cfg.load_settings(path)
+    assert expected in str(info.value) and "\n" not in str(info.value)
+
+
+def test_zero_epochs_is_exit_4_with_one_line(pytester):
+    pytester.makefile(".yaml", thresholds="thresholds:\n  finetune:\n    epochs: 0\n")
+    pytester.makepyfile(test_x="def test_x(): pass")
+    result = pytester.runpytest_subprocess()
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    assert [line for line in result.stderr.lines if line.strip()] == [
+        f"ERROR: {pytester.path / 'thresholds.yaml'}: thresholds.finetune.epochs = 0: "
+        "expected at least 1 epoch"
+    ]
+
+
+def test_the_memory_rule_skips_f32_training_that_would_not_fit_with_the_estimate():
+    facts = t.CellFacts("m-Q4_K_M", "m", "7B", 7.0, "Q4_K_M", file_bytes=4_890_000_000)
+    memory = t.Memory(available_bytes=24 * GB)
+    assert t.training_bytes(facts, 5.0) == pytest.approx(32e9 * 5, rel=1e-6)
+    assert t.training_preflight(facts, memory, 5.0) == (
+        "pre-flight memory check: F32 fine-tuning needs ~160.0 GB (32.0 GB of F32 weights × 5 "
+        "for gradients, optimizer state and activations), 24.0 GB available"
+    )
+    small = t.CellFacts("s-Q4_1", "s", "135M", 0.135, "Q4_1", file_bytes=90_000_000)
+    assert t.training_preflight(small, memory, 5.0) is None
