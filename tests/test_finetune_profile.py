@@ -3,15 +3,20 @@ cell, the memory rule for F32 training, and real runs of the embedded model, hea
 
 from __future__ import annotations
 
+import itertools
 from pathlib import Path
 
 import pytest
 
 from pytest_llmbench import config as cfg
+from pytest_llmbench import models
 from pytest_llmbench import termination as t
+from pytest_llmbench.binaries import find_tool
+from pytest_llmbench.expect import at_least
 from pytest_llmbench.workloads import finetune
 
 DATA = Path(__file__).parent / "data"
+REPO = Path(__file__).parent.parent
 GB = 10**9
 
 
@@ -82,3 +87,71 @@ def test_the_memory_rule_skips_f32_training_that_would_not_fit_with_the_estimate
     )
     small = t.CellFacts("s-Q4_1", "s", "135M", 0.135, "Q4_1", file_bytes=90_000_000)
     assert t.training_preflight(small, memory, 5.0) is None
+
+
+# ------------------------------------------------------------------ real runs of llama-finetune
+
+# Short real runs (2 epochs, ctx 64, ~300 tokens): each takes seconds on 2 cores.
+SHORT = {"epochs": 2, "ctx": 64, "text": "short-genesis36.txt", "max_seconds": 600}
+
+
+def _short_text(folder: Path) -> Path:
+    text = (REPO / "bench" / "data" / "finetune-genesis36.txt").read_text()
+    path = folder / SHORT["text"]
+    path.write_text(text[:1200])
+    return path
+
+
+def test_a_real_run_learns_every_epoch_once_per_model(bench_project):
+    _short_text(bench_project.path)
+    project = bench_project.write(
+        quants=("Q4_1", "Q8_0"),
+        thresholds={"thresholds": {"finetune": {**SHORT, "min_improvement_percent": 1}}},
+        modules=("test_finetune.py",),
+    )
+    result = project.run("-p", "no:xdist", "-rs", "-m", "finetune")
+    result.assert_outcomes(passed=4, skipped=4)
+    result.stdout.fnmatch_lines(["*fine-tuning runs once per model (on smollm2-135m-Q4_1)*"])
+    cells = {r["cell_id"]: r for r in project.report()["results"]}
+    tuned = cells["smollm2-135m-Q4_1"]["profiles"]["finetune"]["metrics"]
+    losses = tuned["loss"]
+    assert len(losses) == 2 and all(a > b for a, b in itertools.pairwise(losses))
+    assert tuned["train_tokens_per_sec"] is None or tuned["train_tokens_per_sec"] > 0
+    assert tuned["peak_rss_mb"] > 100 and tuned["trained_from"] == "Q4_1"
+    assert "finetune" not in cells["smollm2-135m-Q8_0"]["profiles"] or not (
+        cells["smollm2-135m-Q8_0"]["profiles"]["finetune"].get("metrics")
+    )
+    (f32,) = project.model_dir.rglob("*.F32.gguf")
+    record = models.ModelStore(project.model_dir).lookup(f32)
+    assert record["origin"] == "derived" and record["requantized"]
+
+
+def test_a_run_at_learning_rate_zero_fails_the_convergence_assertion_with_its_numbers(
+    tmp_path, shared_model_dir
+):
+    catalog = cfg.load_catalog(REPO / "models.yaml")
+    model = next(m for m in catalog.models if m.id == "smollm2-135m")  # the embedded model
+    assert model.source is not None
+    quantize = find_tool("llama-quantize")
+    store = models.ModelStore(shared_model_dir)
+    weights = models.training_weights(
+        model, "Q4_1", models.package_file(model.source), store, quantize
+    )
+    cmd = finetune.command(
+        find_tool("llama-finetune"), weights, _short_text(tmp_path), tmp_path / "out.gguf",
+        epochs=2, learning_rate=0.0, ctx=64, val_split=0.1, threads=None,
+    )  # fmt: skip
+    run = finetune.finetune(cmd, 600, 64, 0.0)
+    assert len(run.epochs) == 2 and abs(run.improvement_percent) < 1
+    with pytest.raises(AssertionError) as info:
+        at_least(
+            "training loss improvement, first to last epoch",
+            run.improvement_percent,
+            20,
+            "%",
+            finetune.improvement_reading(run),
+        )
+    message = str(info.value)
+    assert message.startswith("training loss improvement, first to last epoch ")
+    assert "< 20 % minimum: loss per epoch " in message and "at learning rate 0" in message
+    assert f"{run.epochs[0].loss:.3f} → {run.epochs[1].loss:.3f}" in message
