@@ -81,6 +81,8 @@ def trained(request, tmp_path_factory, llm_session, llm_run, llm_cell, llm_setti
             trained_from=llm_cell.quant,
             text=text.name,
         )
+    except finetune.FinetuneError as exc:
+        pytest.fail(f"fine-tuning did not complete: {exc}", pytrace=False)
     finally:
         out.unlink(missing_ok=True)  # the fine-tuned model is not kept: 0.5 GB per 135M
     llm_results.record(llm_cell, "finetune", run.metrics())
