@@ -20,6 +20,24 @@ REPO = Path(__file__).parent.parent
 GB = 10**9
 
 
+def test_each_epoch_is_read_from_its_completed_train_and_val_lines():
+    # llama-finetune on the embedded model's F32 weights: 3 epochs, ctx 256, lr 1e-4, Genesis 36
+    epochs = finetune.parse_epochs((DATA / "finetune-output.txt").read_text())
+    assert [e.loss for e in epochs] == [2.46331, 1.63211, 1.22392]
+    assert [e.val_loss for e in epochs] == [2.7585, 2.83167, 2.85494]
+    assert [e.loss_pm for e in epochs] == [0.14326, 0.11368, 0.10114]
+    assert epochs[0].val_loss_pm is None  # "±nan": one validation window
+    assert [(e.windows, e.seconds) for e in epochs] == [(7, 170.0), (7, 169.0), (7, 174.0)]
+    assert epochs[2].accuracy_percent == 70.31
+    run = finetune.Finetune(epochs, ctx=256, learning_rate=1e-4)
+    assert run.improvement_percent == pytest.approx(50.314, abs=1e-3)
+    assert run.train_tokens_per_sec == pytest.approx(3 * 7 * 256 / 513)
+    with pytest.raises(finetune.FinetuneError, match=r"no completed epoch: .*failed to load"):
+        finetune.finetune(["sh", "-c", "echo 'error: failed to load model'"], 30, 256, 1e-4)
+    with pytest.raises(finetune.FinetuneError, match="exited with 3: boom"):
+        finetune.run(["sh", "-c", "echo boom; exit 3"], 30)
+
+
 def _epochs(*losses: float) -> list[finetune.Epoch]:
     return [finetune.Epoch(loss, 0.01, 50.0, seconds=2.0, windows=4) for loss in losses]
 
@@ -91,14 +109,15 @@ def test_the_memory_rule_skips_f32_training_that_would_not_fit_with_the_estimate
 
 # ------------------------------------------------------------------ real runs of llama-finetune
 
-# Short real runs (2 epochs, ctx 64, ~300 tokens): each takes seconds on 2 cores.
+# Short real runs (2 epochs, ctx 64, ~200 tokens: 3 training windows, 1 held out): seconds on
+# 2 idle cores, under a minute on busy ones.
 SHORT = {"epochs": 2, "ctx": 64, "text": "short-genesis36.txt", "max_seconds": 600}
 
 
 def _short_text(folder: Path) -> Path:
     text = (REPO / "bench" / "data" / "finetune-genesis36.txt").read_text()
     path = folder / SHORT["text"]
-    path.write_text(text[:1200])
+    path.write_text(text[:700])
     return path
 
 

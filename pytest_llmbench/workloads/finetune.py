@@ -9,6 +9,7 @@ subprocess with a timeout, samples the child's RSS, and reads those lines.
 
 from __future__ import annotations
 
+import math
 import re
 import subprocess
 import threading
@@ -35,7 +36,7 @@ class Epoch:
     """One epoch as llama-finetune reports it (losses are means over the epoch's windows)."""
 
     loss: float
-    loss_pm: float
+    loss_pm: float | None
     accuracy_percent: float
     val_loss: float | None = None
     val_loss_pm: float | None = None
@@ -101,6 +102,10 @@ def _tail(text: str, lines: int = 8) -> str:
     return " | ".join(line.strip() for line in text.strip().splitlines()[-lines:] if line.strip())
 
 
+def _finite(value: float) -> float | None:
+    return value if math.isfinite(value) else None
+
+
 def parse_epochs(text: str) -> list[Epoch]:
     """The epochs of a llama-finetune output, from each completed ``train:``/``val:`` line.
 
@@ -112,7 +117,8 @@ def parse_epochs(text: str) -> list[Epoch]:
         kind, done, total = match.group(1).lower(), int(match.group(2)), int(match.group(3))
         if done != total:
             continue
-        loss, pm, acc = float(match.group(4)), float(match.group(5)), float(match.group(6))
+        loss, acc = float(match.group(4)), float(match.group(6))
+        pm = _finite(float(match.group(5)))  # "±nan" over a single window
         hours, minutes, secs = (int(match.group(i)) for i in (8, 9, 10))
         seconds = 3600.0 * hours + 60.0 * minutes + secs
         if kind == "train":
