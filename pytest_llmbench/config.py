@@ -145,7 +145,7 @@ class FinetuneThresholds:
     min_improvement_percent: float = 20.0  # training loss, first epoch to last
     max_seconds: float = 1200.0  # wall time of the whole run, model load included
     learning_rate: float = 1e-4
-    ctx: int = 256  # tokens per training window (llama-finetune steps by ctx/2)
+    ctx: int = 256  # tokens per training window, a multiple of 256; windows start every ctx/2
     val_split: float = 0.1  # share of the windows held out for the validation loss
     text: str | None = None  # training text; null: bench/data/finetune-genesis36.txt
 
@@ -528,10 +528,20 @@ def _validate_finetune(ft: FinetuneThresholds, path: Path) -> None:
     key = "thresholds.finetune"
     if ft.epochs < 1:
         raise ConfigError(path, f"{key}.epochs", ft.epochs, "expected at least 1 epoch")
-    if ft.ctx < 16:
-        raise ConfigError(path, f"{key}.ctx", ft.ctx, "expected ≥ 16 tokens per window")
-    if ft.learning_rate < 0:
-        raise ConfigError(path, f"{key}.learning_rate", ft.learning_rate, "expected ≥ 0")
+    if ft.ctx < 256 or ft.ctx % 256:
+        raise ConfigError(
+            path,
+            f"{key}.ctx",
+            ft.ctx,
+            "expected a multiple of 256 (llama.cpp pads the context to one), e.g. 256 or 512",
+        )
+    if ft.learning_rate <= 0:
+        raise ConfigError(
+            path,
+            f"{key}.learning_rate",
+            ft.learning_rate,
+            "expected > 0 (llama-finetune's AdamW aborts at 0), e.g. 1.0e-4",
+        )
     if not 0 <= ft.val_split < 1:
         raise ConfigError(path, f"{key}.val_split", ft.val_split, "expected a fraction in [0, 1)")
     if ft.text is None:

@@ -207,7 +207,12 @@ def run(cmd: Sequence[str], timeout: float) -> tuple[str, float, float | None]:
         sampler.join()
     seconds = time.monotonic() - started
     if proc.returncode != 0:
-        raise FinetuneError(f"llama-finetune exited with {proc.returncode}: {_tail(output)}")
+        hint = (
+            " (the text is too short for two training windows of ctx tokens)"
+            if "ggml_opt_dataset_init" in output
+            else ""
+        )
+        raise FinetuneError(f"llama-finetune exited with {proc.returncode}{hint}: {_tail(output)}")
     return output, seconds, (peak[0] / 2**20 if peak[0] else None)
 
 
