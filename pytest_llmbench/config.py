@@ -137,7 +137,7 @@ class DivergenceThresholds:
 @dataclass(frozen=True)
 class FinetuneThresholds:
     """A short full fine-tune by llama-finetune (F32 weights, AdamW).  On the embedded
-    SmolLM2-135M, 3 epochs over Genesis 36 (~1.35k tokens) at ctx 256 take 1.5 min on 2 idle
+    SmolLM2-135M, 3 epochs over Genesis 36 (~1.35k tokens) at ctx 256 took 83 s on 2 idle
     cores and 9 min on 2 busy ones; llama.cpp's default learning rate (1e-5) lowers the training
     loss only ~19 %, 1e-4 lowers it ~50 % (2.46 → 1.63 → 1.22)."""
 
