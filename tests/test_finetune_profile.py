@@ -141,7 +141,7 @@ def test_a_real_run_learns_every_epoch_once_per_model(bench_project):
     tuned = m.profile_metrics(trained[0], "finetune")
     losses = tuned["loss"]
     assert len(losses) == 2 and all(a > b for a, b in itertools.pairwise(losses))
-    assert tuned["peak_rss_mb"] > 100 and tuned["trained_from"] == trained[0]["quant"]
+    assert tuned["trainer_peak_rss_mb"] > 100 and tuned["trained_from"] == trained[0]["quant"]
     (f32,) = project.model_dir.rglob("*.F32.gguf")
     record = models.ModelStore(project.model_dir).lookup(f32)
     assert record["source"] == "derived" and record["requantized"] and record["sha256"]

@@ -152,7 +152,7 @@ PAGE_PROBE = """
 
 
 def test_html_report_renders_in_chromium(tmp_path: Path) -> None:
-    page = write_html(enrich_report(full_report()), tmp_path / "llmbench-report.html")
+    page = write_html(enrich_report(full_report(finetune=True)), tmp_path / "llmbench-report.html")
     ARTIFACTS.mkdir(exist_ok=True)
     browser = DevTools(tmp_path / "profile")
     try:

@@ -113,7 +113,7 @@ COLUMNS: tuple[tuple[str, Callable[[Result], Any]], ...] = (
     ("finetune_improvement_percent", _metric("finetune", "improvement_percent")),
     ("finetune_train_tps", _metric("finetune", "train_tokens_per_sec")),
     ("finetune_seconds", _metric("finetune", "seconds")),
-    ("finetune_peak_rss_mb", _metric("finetune", "peak_rss_mb")),
+    ("finetune_peak_rss_mb", _metric("finetune", "trainer_peak_rss_mb")),
     ("stress_max_temperature", lambda r: m.stress_max_temperature(m.profile_metrics(r, "stress"))),
     ("stress_tps_drop", lambda r: m.stress_tps_drop_percent(m.profile_metrics(r, "stress"))),
     *_with_interval("embedding_latency_ms", "embedding", "latency_ms"),

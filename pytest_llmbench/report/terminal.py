@@ -70,7 +70,7 @@ def finetune_line(cell: Mapping[str, Any]) -> str | None:
         m.number(tuned.get("improvement_percent")),
         m.number(tuned.get("train_tokens_per_sec")),
     )
-    rss = m.number(tuned.get("peak_rss_mb"))
+    rss = m.number(tuned.get("trainer_peak_rss_mb"))
     return (
         f"finetune {cell['cell_id']}: loss {curve}"
         + (f" ({-gain:+.0f} %)" if gain is not None else "")

@@ -77,7 +77,7 @@ class Finetune:
             "ctx": self.ctx,
             "learning_rate": self.learning_rate,
             "seconds": round(self.seconds, 2),
-            "peak_rss_mb": self.peak_rss_mb,
+            "trainer_peak_rss_mb": self.peak_rss_mb,  # not the server's memory: kept out of memory_gb
             "model_quant": self.model_quant,
             "trained_from": self.trained_from,
             "text": self.text,
