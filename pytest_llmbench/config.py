@@ -18,6 +18,7 @@ import yaml
 
 from pytest_llmbench import stats
 from pytest_llmbench.server_options import OptionError, check
+from pytest_llmbench.workloads.finetune import too_short
 
 # Quantization types llama-quantize knows (its --help list), plus the float formats.
 KNOWN_QUANTS = (
@@ -40,6 +41,7 @@ PROFILES = (
     "stress",
     "divergence",
     "serving",
+    "finetune",
 )
 
 
@@ -165,6 +167,21 @@ class ServingThresholds:
         return self.isl + 4 * self.isl_stdev + self.osl + 4 * self.osl_stdev + 64
 
 
+class FinetuneThresholds:
+    """A short full fine-tune by llama-finetune (F32 weights, AdamW).  On the embedded
+    SmolLM2-135M, 3 epochs over Genesis 36 (~1.35k tokens) at ctx 256 took 83 s on 2 idle
+    cores and 9-15 min on 2 busy ones; llama.cpp's default learning rate (1e-5) lowers the training
+    loss only ~19 %, 1e-4 lowers it ~50 % (2.46 → 1.63 → 1.22)."""
+
+    epochs: int = 3
+    min_improvement_percent: float = 20.0  # training loss, first epoch to last
+    max_seconds: float = 1800.0  # wall time of the whole run, model load included
+    learning_rate: float = 1e-4
+    ctx: int = 256  # tokens per training window, a multiple of 256; windows start every ctx/2
+    val_split: float = 0.1  # share of the windows held out for the validation loss
+    text: str | None = None  # training text; null: bench/data/finetune-genesis36.txt
+
+
 @dataclass(frozen=True)
 class MeasurementSettings:
     """How often a profile repeats its measured request when ``repetitions`` is ``auto``."""
@@ -195,6 +212,7 @@ class Thresholds:
     embedding: EmbeddingThresholds = field(default_factory=EmbeddingThresholds)
     divergence: DivergenceThresholds = field(default_factory=DivergenceThresholds)
     serving: ServingThresholds = field(default_factory=ServingThresholds)
+    finetune: FinetuneThresholds = field(default_factory=FinetuneThresholds)
 
 
 @dataclass(frozen=True)
@@ -554,6 +572,7 @@ def _validate_settings(s: Settings, path: Path) -> None:
             div.tokens,
             f"expected ctx ≥ 16 and tokens ≥ ctx ({div.ctx})",
         )
+    _validate_finetune(s.thresholds.finetune, path)
     if s.thresholds.interactive.n_predict < 2:
         n = s.thresholds.interactive.n_predict
         raise ConfigError(path, "thresholds.interactive.n_predict", n, "expected ≥ 2 tokens")
@@ -565,6 +584,38 @@ def _validate_settings(s: Settings, path: Path) -> None:
         raise ConfigError(
             path, "logging.level", s.logging.level, "expected DEBUG, INFO, WARNING or ERROR"
         )
+
+
+def _validate_finetune(ft: FinetuneThresholds, path: Path) -> None:
+    """Settings llama-finetune would crash on or train nothing with, caught before any cell."""
+    key = "thresholds.finetune"
+    if ft.epochs < 1:
+        raise ConfigError(path, f"{key}.epochs", ft.epochs, "expected at least 1 epoch")
+    if ft.ctx < 256 or ft.ctx % 256:
+        raise ConfigError(
+            path,
+            f"{key}.ctx",
+            ft.ctx,
+            "expected a multiple of 256 (llama.cpp pads the context to one), e.g. 256 or 512",
+        )
+    if ft.learning_rate <= 0:
+        raise ConfigError(
+            path,
+            f"{key}.learning_rate",
+            ft.learning_rate,
+            "expected > 0 (llama-finetune's AdamW aborts at 0), e.g. 1.0e-4",
+        )
+    if not 0 <= ft.val_split < 1:
+        raise ConfigError(path, f"{key}.val_split", ft.val_split, "expected a fraction in [0, 1)")
+    if ft.text is None:
+        return
+    text = Path(ft.text).expanduser()
+    text = text if text.is_absolute() else path.resolve().parent / text
+    if not text.is_file():
+        raise ConfigError(path, f"{key}.text", ft.text, f"no such file ({text})")
+    reason = too_short(text, ft.ctx)
+    if reason:
+        raise ConfigError(path, f"{key}.text", ft.text, f"too short for one batch: {reason}")
 
 
 def load_catalog(path: Path) -> Catalog:

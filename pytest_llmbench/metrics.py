@@ -786,6 +786,17 @@ def threshold_checks(
     min_users = number(dig(thresholds, "serving", "min_users"))
     if served is not None and min_users is not None:  # 0 users is a real measurement
         checks.append(Check("serving", "capacity_users", served, min_users, True, False))
+    tuned = profile_metrics(cell, "finetune")
+    t = thresholds.get("finetune") or {}
+    add(
+        "finetune",
+        "improvement_percent",
+        number(tuned.get("improvement_percent")),
+        t.get("min_improvement_percent"),
+        True,
+        False,
+    )
+    add("finetune", "seconds", number(tuned.get("seconds")), t.get("max_seconds"), False, False)
     embedding = profile_metrics(cell, "embedding")
     t = thresholds.get("embedding") or {}
     latency = first_number(embedding, "latency_ms", "median_latency_ms")

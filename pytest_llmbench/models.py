@@ -487,8 +487,10 @@ def derive(
     store: ModelStore,
     quantize: Path,
     progress: Callable[[str], None] = lambda _msg: None,
+    base_quant: str | None = None,
 ) -> Path:
-    """Quantize ``base`` to ``quant`` with llama-quantize into the store, once.
+    """Quantize ``base`` (``base_quant``, else the catalog's ``derive.from``) to ``quant`` with
+    llama-quantize into the store, once.
 
     llama-quantize writes a hidden partial file that is renamed when complete, and the record
     (sha256, ``derived_from``, ``requantized``) is written before the lock is released, so
@@ -500,7 +502,7 @@ def derive(
             return target
         target.parent.mkdir(parents=True, exist_ok=True)
         tmp = target.with_name(f".{target.name}.partial")
-        base_quant = model.derive.base if model.derive else "?"
+        base_quant = base_quant or (model.derive.base if model.derive else "?")
         requantize = base_quant not in ("F32", "F16", "BF16")
         cmd = [str(quantize)]
         if requantize:
@@ -529,6 +531,35 @@ def derive(
             )
         )
     return target
+
+
+TRAINING_QUANT = "F32"  # llama-finetune trains F32 weights (its OUT_PROD has no F16 backward)
+
+
+def training_file_name(model: Model, quant: str) -> str:
+    """The F32 file's name: the catalog's, else the cell's file name with its quant swapped."""
+    if TRAINING_QUANT in model.files:
+        return model.files[TRAINING_QUANT]
+    name = model.files[quant]
+    swapped = name.replace(quant, TRAINING_QUANT)
+    return swapped if swapped != name else f"{Path(name).stem}.{TRAINING_QUANT}.gguf"
+
+
+def training_weights(
+    model: Model,
+    quant: str,
+    path: Path,
+    store: ModelStore,
+    quantize: Path,
+    progress: Callable[[str], None] = lambda _msg: None,
+) -> Path:
+    """The model's F32 weights for fine-tuning, made from ``path`` (its ``quant`` file) with
+    llama-quantize once and recorded in the store like any derived file."""
+    named = replace(model, files={**model.files, TRAINING_QUANT: training_file_name(model, quant)})
+    found = store.find(named, TRAINING_QUANT)
+    if found is not None:
+        return found
+    return derive(named, TRAINING_QUANT, path, store, quantize, progress, base_quant=quant)
 
 
 def _now() -> str:

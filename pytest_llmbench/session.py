@@ -109,6 +109,9 @@ class BenchSession:
     def perplexity_binary(self) -> Path:
         return find_tool("llama-perplexity", str(self.server_binary()))
 
+    def finetune_binary(self) -> Path:
+        return find_tool("llama-finetune", str(self.server_binary()))
+
     def reference(self, cell: Cell) -> tuple[str, Path, str]:
         """The divergence reference of ``cell``: its quant, file (derived if need be) and sha256."""
         store = self.model_store()
@@ -250,6 +253,12 @@ class BenchSession:
         if not self.early_stop:
             return None
         return termination.preflight(self.cell_facts(cell), self._memory())
+
+    def training_memory_reason(self, cell: Cell, factor: float) -> str | None:
+        """Rule 1 for the finetune profile: F32 training of the cell's model must fit."""
+        if not self.early_stop:
+            return None
+        return termination.training_preflight(self.cell_facts(cell), self._memory(), factor)
 
     def _memory(self) -> termination.Memory:
         limit = self.settings.limits.max_memory_gb

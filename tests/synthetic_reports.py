@@ -21,7 +21,20 @@ CHART_IDS = (
     "size-vs-kld",
     "stress-temperature",
     "stress-tps",
+    "finetune-loss",
 )
+
+# A fine-tuning run's figures, as workloads.finetune.Finetune.metrics() records them.
+FINETUNE = {
+    "loss": [2.9, 2.5, 2.2],
+    "val_loss": [3.1, 3.0, 2.95],
+    "first_loss": 2.9,
+    "last_loss": 2.2,
+    "improvement_percent": 24.1,
+    "train_tokens_per_sec": 60.0,
+    "seconds": 85.0,
+    "trainer_peak_rss_mb": 2500.0,
+}
 
 HARDWARE = {"cpu": "Test CPU", "cores": 8, "logical_cpus": 16, "ram_gb": 16.0, "os": "Debian 12"}
 
@@ -182,6 +195,7 @@ def cell(
         },
         "stress": {"metrics": {"samples": stress}},
         "divergence": {"metrics": DIVERGENCE.get(quant, DIVERGENCE["Q4_K_M"])},
+        "finetune": {"metrics": FINETUNE},
     }
     outcomes = {
         "load": ("passed", ""),
@@ -193,6 +207,7 @@ def cell(
         "quality": ("passed", "") if math_ok else ("failed", f"math {math} % < 80 %"),
         "stress": ("passed", ""),
         "divergence": ("passed", "") if quant != "Q2_K" else ("failed", "mean KLD 0.42 > 0.3"),
+        "finetune": ("passed", ""),
     }
     statuses = {k: v[0] for k, v in outcomes.items()}
     for profile, entry in profiles.items():
@@ -283,24 +298,31 @@ def serving_metrics(tps: float) -> dict[str, Any]:
 
 
 def full_report(
-    hostname: str = "bench-host", divergence: bool = False, serving: bool = False
+    hostname: str = "bench-host",
+    divergence: bool = False,
+    serving: bool = False,
+    finetune: bool = False,
 ) -> dict[str, Any]:
     """Every default profile measured; ``divergence`` adds the divergence profile (which changes
-    what the accuracy use case and the overall best decide by), ``serving`` a serving sweep."""
+    what the accuracy use case and the overall best decide by), ``serving`` a serving sweep,
+    ``finetune`` the finetune profile."""
     settings = _jsonable(asdict(Settings()))
     results = [cell(*row) for row in CELLS]
     if serving:
         for result in results:
             tps = result["profiles"]["interactive"]["metrics"]["tokens_per_second"]
             result["profiles"]["serving"] = {"status": "passed", "metrics": serving_metrics(tps)}
-    if not divergence:
-        for result in results:
-            del result["profiles"]["divergence"]
+    left_out = [
+        p for p, wanted in (("divergence", divergence), ("finetune", finetune)) if not wanted
+    ]
+    for result in results:
+        for profile in left_out:
+            del result["profiles"][profile]
             result["tests"] = {
-                k: v for k, v in result["tests"].items() if v.get("profile") != "divergence"
+                k: v for k, v in result["tests"].items() if v.get("profile") != profile
             }
-            if all(p["status"] == "passed" for p in result["profiles"].values()):
-                result["status"] = "passed"
+        if all(p["status"] == "passed" for p in result["profiles"].values()):
+            result["status"] = "passed"
     return {
         "schema_version": 1,
         "metadata": {

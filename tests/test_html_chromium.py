@@ -158,7 +158,8 @@ PAGE_PROBE = """
 
 def test_html_report_renders_in_chromium(tmp_path: Path) -> None:
     page = write_html(
-        enrich_report(full_report(divergence=True, serving=True)), tmp_path / "llmbench-report.html"
+        enrich_report(full_report(divergence=True, serving=True, finetune=True)),
+        tmp_path / "llmbench-report.html",
     )
     ARTIFACTS.mkdir(exist_ok=True)
     browser = DevTools(tmp_path / "profile")

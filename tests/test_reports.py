@@ -90,7 +90,7 @@ def test_html_puts_recommendations_first_and_draws_every_chart() -> None:
     order = [page.index(f'id="{s}"') for s in ("summary", "recommendations", "matrix", "charts", "details", "skipped", "appendices")]  # fmt: skip
     assert order == sorted(order)
     assert "Overall best: Qwen2.5-1.5B-Instruct Q4_K_M" in page
-    page = render_html(enrich_report(full_report(divergence=True, serving=True)))
+    page = render_html(enrich_report(full_report(divergence=True, serving=True, finetune=True)))
     for chart in CHART_IDS:
         svg = re.search(rf'<svg class="chart" data-chart="{chart}"[^>]*>(.*?)</svg>', page, re.S)
         assert svg, chart

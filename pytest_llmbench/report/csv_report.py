@@ -27,6 +27,7 @@ PROFILES = (
     "serving",
     "stress",
     "embedding",
+    "finetune",
 )
 
 
@@ -106,6 +107,12 @@ COLUMNS: tuple[tuple[str, Callable[[Result], Any]], ...] = (
     ("divergence_same_top_pm", _metric("divergence", "same_top_pm")),
     ("divergence_ppl", _metric("divergence", "ppl")),
     ("divergence_ppl_ratio", _metric("divergence", "ppl_ratio")),
+    ("finetune_first_loss", _metric("finetune", "first_loss")),
+    ("finetune_last_loss", _metric("finetune", "last_loss")),
+    ("finetune_improvement_percent", _metric("finetune", "improvement_percent")),
+    ("finetune_train_tps", _metric("finetune", "train_tokens_per_sec")),
+    ("finetune_seconds", _metric("finetune", "seconds")),
+    ("finetune_peak_rss_mb", _metric("finetune", "trainer_peak_rss_mb")),
     ("stress_max_temperature", lambda r: m.stress_max_temperature(m.profile_metrics(r, "stress"))),
     ("stress_tps_drop", lambda r: m.stress_tps_drop_percent(m.profile_metrics(r, "stress"))),
     *_with_interval("embedding_latency_ms", "embedding", "latency_ms"),

@@ -597,6 +597,7 @@ def _charts(results: Sequence[Result]) -> str:
                 ),
             )
         )
+    charts.append(_finetune_chart(results, model_name))
     captions = (
         "Each line is one quantization across models; higher is faster.",
         "Resident memory of the llama-server process against the file size.",
@@ -606,12 +607,38 @@ def _charts(results: Sequence[Result]) -> str:
         "One line per model: smaller files lose more; lower is closer to the reference.",
         "CPU temperature sampled during the sustained stress run.",
         "Decode speed during the stress run; a falling line means throttling.",
+        "Loss per epoch of each model's fine-tuning; '(validation)' lines are the held-out text.",
     )
     figures = "".join(
         f"<figure>{chart}<figcaption>{escape(caption)}</figcaption></figure>"
         for chart, caption in zip(charts, captions, strict=True)
     )
     return f'<section id="charts"><h2>Charts</h2><div class="charts">{figures}</div></section>'
+
+
+def _finetune_chart(results: Sequence[Result], model_name: Callable[[Result], str]) -> str:
+    """The loss curve of each model's fine-tuning run (training, and validation when reported)."""
+    series = []
+    for r in results:
+        tuned = m.profile_metrics(r, "finetune")
+        for key, suffix in (("loss", ""), ("val_loss", " (validation)")):
+            losses = [m.number(v) for v in tuned.get(key) or []]
+            points = tuple(
+                Point(i, loss, f"{model_name(r)}{suffix}: loss {loss:.3f} after epoch {i}")
+                for i, loss in enumerate(losses, start=1)
+                if loss is not None
+            )
+            if points:
+                series.append(Series(f"{model_name(r)}{suffix}", points))
+    return xy_chart(
+        "finetune-loss",
+        "Fine-tuning loss per epoch",
+        "epoch",
+        "loss",
+        series,
+        y_from_zero=False,
+        empty_message="not measured: run the finetune profile",
+    )
 
 
 # ------------------------------------------------------------------ results table and details

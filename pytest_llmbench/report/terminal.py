@@ -51,7 +51,8 @@ def summary_lines(
         "  ".join(v.ljust(w) for v, w in zip(row, widths, strict=False)) + "  " + row[-1]
         for row in rows
     ]
-    notes = [f"note: {external_note(urls)}"] if (urls := external_urls(cells)) else []
+    notes = [line for cell in cells if (line := finetune_line(cell))]
+    notes += [f"note: {external_note(urls)}"] if (urls := external_urls(cells)) else []
     notes += [
         f"serving: {cell['cell_id']} {served}"
         for cell in cells
@@ -61,6 +62,27 @@ def summary_lines(
     floor = noise.noise_floor(machine_state or {}, cells, target)
     notes += [f"warning: {text}" for text in floor["warnings"]]
     return [*table, *notes, "", *recommendation_lines(cells, settings, hardware)]
+
+
+def finetune_line(cell: Mapping[str, Any]) -> str | None:
+    """ "finetune smollm2-135m-Q4_1: loss 2.910 → 2.204 (-24 %) in 3 epochs, 60 tokens/s, 85 s" """
+    tuned = m.profile_metrics(cell, "finetune")
+    losses = [m.number(v) for v in tuned.get("loss") or []]
+    if not losses:
+        return None
+    curve = " → ".join("nan" if v is None else f"{v:.3f}" for v in losses)
+    gain, tps = (
+        m.number(tuned.get("improvement_percent")),
+        m.number(tuned.get("train_tokens_per_sec")),
+    )
+    rss = m.number(tuned.get("trainer_peak_rss_mb"))
+    return (
+        f"finetune {cell['cell_id']}: loss {curve}"
+        + (f" ({-gain:+.0f} %)" if gain is not None else "")
+        + f" in {len(losses)} epochs, {_num(tps, '.0f')} training tokens/s, "
+        + f"{_num(m.number(tuned.get('seconds')), '.0f')} s"
+        + (f", peak {rss / 1024:.1f} GB" if rss else "")
+    )
 
 
 def _speed(cell: Mapping[str, Any]) -> str:
