@@ -167,6 +167,7 @@ class ServingThresholds:
         return self.isl + 4 * self.isl_stdev + self.osl + 4 * self.osl_stdev + 64
 
 
+@dataclass(frozen=True)
 class FinetuneThresholds:
     """A short full fine-tune by llama-finetune (F32 weights, AdamW).  On the embedded
     SmolLM2-135M, 3 epochs over Genesis 36 (~1.35k tokens) at ctx 256 took 83 s on 2 idle
