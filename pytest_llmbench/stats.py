@@ -174,7 +174,8 @@ class StopRule:
     """When a profile has repeated its measured request often enough.
 
     ``fixed`` set: exactly that many runs.  Otherwise runs continue until the headline metric's
-    median interval is within ``target_precision_percent`` of the median, with at least
+    95 % median interval is within ``target_precision_percent`` of the median (order statistics
+    reach 95 % from six samples on, so precision is never claimed from fewer), with at least
     ``minimum`` and at most ``maximum`` runs, or until ``time_budget_s`` is spent.
     """
 
@@ -190,8 +191,13 @@ class StopRule:
         if self.fixed is not None:
             return f"fixed count of {self.fixed}" if n >= self.fixed else None
         if n >= self.minimum:
-            precision = median_interval(samples).half_width_percent
-            if precision is not None and precision <= self.target_precision_percent:
+            estimate = median_interval(samples)  # judged on a full 95 % interval: n ≥ 6
+            precision = estimate.half_width_percent
+            if (
+                estimate.coverage >= CONFIDENCE
+                and precision is not None
+                and precision <= self.target_precision_percent
+            ):
                 return "precision reached"
         if n >= self.maximum:
             return "maximum repetitions"

@@ -49,7 +49,8 @@ def test_mean_interval_covers_the_true_mean_about_95_percent_of_the_time():
 def test_stop_rule_stops_when_precise_and_keeps_going_when_noisy():
     rule = stats.StopRule(target_precision_percent=3, minimum=3, maximum=10, time_budget_s=60)
     assert rule.decide([100.0, 100.5], 1.0) is None  # below the minimum
-    assert rule.decide([100.0, 100.5, 99.8], 1.0) == "precision reached"
+    assert rule.decide([100.0, 100.5, 99.8], 1.0) is None  # 3 runs: only a 75 % interval
+    assert rule.decide([100.0, 100.5, 99.8, 100.2, 99.9, 100.1], 1.0) == "precision reached"
     noisy = [100.0, 120.0, 85.0]
     assert rule.decide(noisy, 1.0) is None
     assert rule.decide(noisy * 4, 1.0) == "maximum repetitions"

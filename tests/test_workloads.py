@@ -15,6 +15,7 @@ from pytest_llmbench.config import (
     BatchThresholds,
     ConfigError,
     EmbeddingThresholds,
+    InteractiveThresholds,
     QualityThresholds,
     Settings,
     StressThresholds,
@@ -600,3 +601,18 @@ def test_interactive_record_keeps_samples_and_intervals():
     assert record["precision"]["stopped_because"] == "precision reached"
     assert record["precision"]["reached"] is False  # 5 runs spread over ±20 %
     assert record["noisy"] is True
+
+
+def test_interactive_rating_is_not_moved_by_steadiness_within_its_limit():
+    """Two cells at the same speed rate the same whether their pace CV is 3 % or 18 %; a pace
+    over the limit, or stalls, make the profile poor."""
+    limits = InteractiveThresholds()
+    steady = [0.2 + 0.01 * i for i in range(300)]
+    uneven = [t + (0.004 if (i // 50) % 2 else 0.0) * (i % 50) for i, t in enumerate(steady)]
+    calm = interactive.summarise((stream(steady), stream(steady)), 250)
+    jittery = interactive.summarise((stream(uneven), stream(uneven)), 250)
+    assert jittery.steadiness > calm.steadiness
+    assert jittery.steadiness < limits.max_variance
+    assert interactive.rating(calm, limits) == interactive.rating(jittery, limits) == "excellent"
+    strict = InteractiveThresholds(max_variance=0.0001)
+    assert interactive.rating(jittery, strict) == "poor"

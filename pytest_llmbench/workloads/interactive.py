@@ -174,15 +174,16 @@ def summarise(
 
 
 def rating(measured: InteractiveMeasurement, limits: InteractiveThresholds) -> str:
-    """Usability rating: TTFT and decode speed are critical, steadiness and stalls are not."""
+    """Usability rating from the headline metrics' margins (decode speed and TTFT, both
+    critical).  Steadiness and stalls only pass or fail: a miss makes the profile 'poor', but
+    their distance from the limit never moves a rating, so jitter cannot decide one."""
     ttft, tps = measured.ttft_s.value, measured.decode_tps.value
     margins = [
         m.margin(tps, limits.min_tokens_per_sec, higher_is_better=True),
         m.margin(ttft, limits.max_time_to_first_token, higher_is_better=False),
     ]
-    if measured.steadiness is not None:
-        margins.append(m.margin(measured.steadiness, limits.max_variance, higher_is_better=False))
-    if measured.stalls_per_run > limits.max_stalls:
+    unsteady = measured.steadiness is not None and measured.steadiness > limits.max_variance
+    if unsteady or measured.stalls_per_run > limits.max_stalls:
         margins.append(-1.0)
     critical = tps < limits.min_tokens_per_sec or ttft > limits.max_time_to_first_token
     return m.rate(margins, critical_missed=critical)
