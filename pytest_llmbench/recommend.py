@@ -528,8 +528,7 @@ def overall_best(results: Sequence[Result], metadata: Mapping[str, Any]) -> Over
         same_model = [
             r
             for r in eligible
-            if r.get("model") == winner.get("model")
-            and r.get("variant") == winner.get("variant")
+            if r.get("model") == winner.get("model")  # any server variant of the model
             and _bits(r) > _bits(winner)
             and _quality(r) is None
             and balance(r) >= balance(winner)

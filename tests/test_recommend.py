@@ -429,6 +429,12 @@ def test_a_faster_lower_quant_is_not_chosen_for_speed_alone_when_quality_is_unme
     assert best["cell_id"] == "smollm2-135m-Q8_0"
     assert best["fastest"].startswith("SmolLM2-135M-Instruct Q2_K at 94.0 t/s")
     assert any("speed alone" in reason for reason in best["reasons"])
+    variant = _speed_cell("Q4_K_M", [99.0, 100.0, 101.0, 100.5, 99.5], 240)
+    variant["variant"], variant["cell_id"] = "kv-q8", "smollm2-135m-Q4_K_M-kv-q8"
+    best = _enrich(variant, _speed_cell("Q8_0", [72.0, 73.0, 72.5, 73.5, 72.2], 400))[
+        "recommendations"
+    ]["overall_best"]
+    assert best["cell_id"] == "smollm2-135m-Q8_0"  # a server variant is no reason either
 
 
 def test_a_clearly_faster_cell_wins_when_quality_was_measured() -> None:
