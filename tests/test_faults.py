@@ -122,7 +122,7 @@ def test_a_truncated_file_fails_its_cell_and_a_complete_copy_then_measures(
     target.write_bytes(whole[: 3 * 2**20])  # the first megabytes of a real file
     bench_project.write(models=[LOCAL], thresholds={"model_dir": str(store)})
 
-    first = bench_project.run("-m", "load", "-q", "-rfE")
+    first = bench_project.run("-m", "load", "-q", "-rfE", subprocess=True)  # no pytester state
     assert first.ret == 1
     out = first.stdout.str()
     lines = [ln for ln in first.stdout.lines if re.match(r"(FAILED|ERROR) ", ln)]
