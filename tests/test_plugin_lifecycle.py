@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import signal
 import stat
 import subprocess
 import sys
@@ -15,7 +14,7 @@ import psutil
 import pytest
 
 from pytest_llmbench.binaries import find_tool
-from tests.processes import llama_servers_of, still_running
+from tests.processes import ctrl_c, llama_servers_of, still_running
 
 
 def llama_servers_under(path: Path) -> list[psutil.Process]:
@@ -126,8 +125,7 @@ def test_ctrl_c_stops_the_server_and_still_writes_the_report(bench_project):
             assert time.monotonic() < deadline, "llama-server never started"
             time.sleep(0.1)
         time.sleep(1.5)  # mid-measurement
-        proc.send_signal(signal.SIGINT)
-        output, _ = proc.communicate(timeout=60)
+        output = ctrl_c(proc)
     finally:
         if proc.poll() is None:
             proc.kill()

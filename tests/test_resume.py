@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import subprocess
 import sys
 import time
@@ -13,7 +12,7 @@ import psutil
 import pytest
 
 from pytest_llmbench import checkpoint as cp
-from tests.processes import llama_servers_of, still_running
+from tests.processes import ctrl_c, llama_servers_of, still_running
 
 Q8, Q4 = "smollm2-135m-Q8_0", "smollm2-135m-Q4_1"  # matrix order: Q8_0 first
 SELECT = ("-m", "load or interactive")
@@ -103,8 +102,7 @@ def test_ctrl_c_checkpoints_the_finished_cell_and_resume_runs_only_the_rest(benc
             time.sleep(0.1)
         time.sleep(0.5)
         servers = llama_servers_of(proc.pid)
-        proc.send_signal(signal.SIGINT)
-        output, _ = proc.communicate(timeout=60)
+        output = ctrl_c(proc)
     finally:
         if proc.poll() is None:
             proc.kill()
