@@ -674,10 +674,16 @@ def threshold_checks(
     checks: list[Check] = []
 
     def add(
-        profile: str, metric: str, value: float | None, limit: Any, higher: bool, critical: bool
+        profile: str,
+        metric: str,
+        value: float | None,
+        limit: Any,
+        higher: bool,
+        critical: bool,
+        zero_is_a_limit: bool = False,  # counts (0 stalls) are real limits at 0; else 0 is off
     ) -> None:
         limit_ = number(limit)
-        if value is not None and limit_ is not None and limit_ > 0:
+        if value is not None and limit_ is not None and (limit_ > 0 or zero_is_a_limit):
             interval = estimate(cell, profile, metric)
             checks.append(Check(profile, metric, value, limit_, higher, critical, interval))
 
@@ -707,10 +713,8 @@ def threshold_checks(
         False,
         False,
     )
-    stalls_ = number(interactive.get("stalls_per_run"))
-    max_stalls = number(t.get("max_stalls"))
-    if stalls_ is not None and max_stalls is not None:  # a limit of 0 stalls is a real limit
-        checks.append(Check("interactive", "stalls_per_run", stalls_, max_stalls, False, False))
+    per_run = number(interactive.get("stalls_per_run"))
+    add("interactive", "stalls_per_run", per_run, t.get("max_stalls"), False, False, True)
     add("load", "load_seconds", load_seconds(cell), limits.get("max_load_time"), False, True)
     add("load", "memory_gb", memory_gb(cell), limits.get("max_memory_gb"), False, True)
     long_context = profile_metrics(cell, "long_context")
@@ -783,9 +787,8 @@ def threshold_checks(
         False,
     )
     served = number(profile_metrics(cell, "serving").get("capacity_users"))
-    min_users = number(dig(thresholds, "serving", "min_users"))
-    if served is not None and min_users is not None:  # 0 users is a real measurement
-        checks.append(Check("serving", "capacity_users", served, min_users, True, False))
+    min_users = dig(thresholds, "serving", "min_users")
+    add("serving", "capacity_users", served, min_users, True, False, True)
     tuned = profile_metrics(cell, "finetune")
     t = thresholds.get("finetune") or {}
     add(
