@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from pytest_llmbench import metrics
-from pytest_llmbench.expect import at_most
+from pytest_llmbench.expect import meets
+from pytest_llmbench.metric_table import metric
 from pytest_llmbench.workloads import batch
 from pytest_llmbench.workloads.texts import load_paragraphs
 
@@ -29,7 +29,6 @@ def documents_run(llm_client, llm_server, llm_settings, llm_results, llm_cell):
     )
     measured = batch.measure(llm_client, llm_server.pid, documents)
     llm_results.record(llm_cell, "batch", measured.metrics())
-    llm_results.set_rating(llm_cell, "batch", batch.rating(measured, limits))
     return measured
 
 
@@ -41,32 +40,15 @@ def test_all_documents_processed(documents_run):
 
 
 def test_time_per_document_is_consistent(documents_run, llm_settings):
-    cv = documents_run.cv_percent
     per_hour = documents_run.docs_per_hour
-    reading = metrics.reading_for(metrics.BATCH_CONSISTENCY_CV, cv)
-    if per_hour:
-        reading += f"; {per_hour:.0f} documents/hour: "
-        reading += metrics.interpret(metrics.BATCH_DOCS_PER_HOUR, per_hour)
-    at_most("time per document CV", cv, llm_settings.thresholds.batch.max_variance, "%", reading)
+    throughput = metric("batch.docs_per_hour")
+    detail = f"{per_hour:.0f} documents/hour: {throughput.reading(per_hour)}" if per_hour else ""
+    meets(metric("batch.cv_percent"), documents_run.cv_percent, llm_settings, detail=detail)
 
 
 def test_no_slowdown_over_the_run(documents_run, llm_settings):
-    slowdown = documents_run.degradation_percent
-    at_most(
-        "slowdown, last vs first documents",
-        slowdown,
-        llm_settings.thresholds.batch.max_degradation,
-        "%",
-        metrics.reading_for(metrics.SLOWDOWN_PERCENT, slowdown),
-    )
+    meets(metric("batch.degradation_percent"), documents_run.degradation_percent, llm_settings)
 
 
 def test_no_memory_growth(documents_run, llm_settings):
-    growth = documents_run.memory_growth_mb
-    at_most(
-        "server RSS growth over the run",
-        growth,
-        llm_settings.thresholds.batch.max_memory_growth_mb,
-        "MB",
-        metrics.reading_for(metrics.MEMORY_GROWTH_MB, growth),
-    )
+    meets(metric("batch.memory_growth_mb"), documents_run.memory_growth_mb, llm_settings)

@@ -11,7 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from pytest_llmbench.expect import at_least, at_most
+from pytest_llmbench.expect import meets
+from pytest_llmbench.metric_table import metric
 from pytest_llmbench.workloads import divergence
 
 pytestmark = pytest.mark.divergence
@@ -47,32 +48,33 @@ def diverged(llm_session, llm_run, llm_server, llm_cell, llm_settings, llm_resul
 
 
 def test_kl_divergence_from_the_reference(diverged, llm_settings):
-    at_most(
-        f"mean KL divergence from {diverged.reference_quant}",
+    meets(
+        metric("divergence.mean_kld"),
         diverged.mean_kld,
-        llm_settings.thresholds.divergence.max_kld,
-        "",
-        f"± {diverged.mean_kld_pm:.3g} over {diverged.scored_tokens} tokens; the 99th "
+        llm_settings,
+        what=f"mean KL divergence from {diverged.reference_quant}",
+        detail=f"± {diverged.mean_kld_pm:.3g} over {diverged.scored_tokens} tokens; the 99th "
         f"percentile token diverges by {diverged.kld_p99 or 0:.3g}",
     )
 
 
 def test_same_top_token_as_the_reference(diverged, llm_settings):
-    at_least(
-        f"same most likely token as {diverged.reference_quant}",
+    meets(
+        metric("divergence.same_top_percent"),
         diverged.same_top_percent,
-        llm_settings.thresholds.divergence.min_same_top_percent,
-        "%",
-        f"± {diverged.same_top_pm:.2g} %: {divergence.same_top_reading(diverged.same_top_percent)}",
+        llm_settings,
+        what=f"same most likely token as {diverged.reference_quant}",
+        detail=f"± {diverged.same_top_pm:.2g} %: "
+        f"{divergence.same_top_reading(diverged.same_top_percent)}",
     )
 
 
 def test_perplexity_increase_over_the_reference(diverged, llm_settings):
-    at_most(
-        f"perplexity increase over {diverged.reference_quant}",
+    meets(
+        metric("divergence.ppl_increase_percent"),
         diverged.ppl_increase_percent,
-        llm_settings.thresholds.divergence.max_ppl_increase_percent,
-        "%",
-        f"{diverged.ppl:.3g} against {diverged.ppl_base:.3g} (ratio {diverged.ppl_ratio:.3f} "
-        f"± {diverged.ppl_ratio_pm:.3f})",
+        llm_settings,
+        what=f"perplexity increase over {diverged.reference_quant}",
+        detail=f"{diverged.ppl:.3g} against {diverged.ppl_base:.3g} (ratio "
+        f"{diverged.ppl_ratio:.3f} ± {diverged.ppl_ratio_pm:.3f})",
     )

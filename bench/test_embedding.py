@@ -11,9 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from pytest_llmbench import metrics
 from pytest_llmbench.client import LlamaClient
-from pytest_llmbench.expect import at_most
+from pytest_llmbench.expect import meets
+from pytest_llmbench.metric_table import metric
 from pytest_llmbench.workloads import embedding
 
 pytestmark = pytest.mark.embedding
@@ -34,7 +34,6 @@ def embedded(llm_session, llm_run, llm_cell, llm_settings, llm_results):
         limits.repetitions,
     )
     llm_results.record(llm_cell, "embedding", measured.metrics())
-    llm_results.set_rating(llm_cell, "embedding", embedding.rating(measured, limits))
     return measured
 
 
@@ -74,24 +73,14 @@ def test_related_snippets_score_higher(embedded):
 
 
 def test_single_text_latency(embedded, llm_settings):
-    latency = embedded.latency_ms
-    at_most(
-        "embedding latency, one text per request",
-        latency,
-        llm_settings.thresholds.embedding.max_latency_ms,
-        "ms",
-        metrics.reading_for(metrics.EMBEDDING_LATENCY_MS, latency),
-        embedded.latency,
-    )
+    meets(metric("embedding.latency_ms"), embedded.latency_ms, llm_settings, embedded.latency)
 
 
 def test_batch_latency(embedded, llm_settings):
-    latency = embedded.batch_latency_ms
-    at_most(
-        f"embedding latency per text, {embedding.BATCH_SIZE} per request",
-        latency,
-        llm_settings.thresholds.embedding.max_latency_ms,
-        "ms",
-        metrics.reading_for(metrics.EMBEDDING_LATENCY_MS, latency),
+    meets(
+        metric("embedding.batch_latency_ms"),
+        embedded.batch_latency_ms,
+        llm_settings,
         embedded.batch_latency,
+        what=f"embedding latency per text, {embedding.BATCH_SIZE} per request",
     )

@@ -13,7 +13,8 @@ import pytest
 
 from pytest_llmbench import models
 from pytest_llmbench.binaries import ToolNotFound
-from pytest_llmbench.expect import at_least, at_most
+from pytest_llmbench.expect import meets
+from pytest_llmbench.metric_table import metric
 from pytest_llmbench.workloads import finetune
 
 pytestmark = pytest.mark.finetune
@@ -102,21 +103,20 @@ def test_finetune_loss_decreases_every_epoch(trained):
 
 
 def test_finetune_loss_improvement(trained, llm_settings):
-    at_least(
-        "training loss improvement, first to last epoch",
+    meets(
+        metric("finetune.improvement_percent"),
         trained.improvement_percent,
-        llm_settings.thresholds.finetune.min_improvement_percent,
-        "%",
-        finetune.improvement_reading(trained),
+        llm_settings,
+        detail=finetune.improvement_reading(trained),
     )
 
 
 def test_finetune_time(trained, llm_settings):
     tps = trained.train_tokens_per_sec
-    at_most(
-        f"fine-tuning time for {len(trained.epochs)} epochs",
+    meets(
+        metric("finetune.seconds"),
         trained.seconds,
-        llm_settings.thresholds.finetune.max_seconds,
-        "s",
-        f"{tps:.0f} training tokens/s" if tps else "training speed not reported",
+        llm_settings,
+        what=f"fine-tuning time for {len(trained.epochs)} epochs",
+        detail=f"{tps:.0f} training tokens/s" if tps else "training speed not reported",
     )

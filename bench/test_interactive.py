@@ -10,8 +10,8 @@ is judged as a reader sees it: its pace over 1-second windows, and pauses longer
 
 import pytest
 
-from pytest_llmbench import metrics
-from pytest_llmbench.expect import at_least, at_most
+from pytest_llmbench.expect import meets
+from pytest_llmbench.metric_table import metric
 from pytest_llmbench.workloads import interactive
 
 pytestmark = pytest.mark.interactive
@@ -24,36 +24,27 @@ def story(llm_client, llm_settings, llm_results, llm_cell):
     rule = llm_settings.measurement.rule(limits.repetitions)
     measured = interactive.measure(llm_client, limits.n_predict, rule, limits.max_stall_ms)
     llm_results.record(llm_cell, "interactive", measured.metrics())
-    llm_results.set_rating(llm_cell, "interactive", interactive.rating(measured, limits))
     return measured
 
 
 def test_time_to_first_token(story, llm_settings):
-    limit = llm_settings.thresholds.interactive.max_time_to_first_token
-    ttft = story.ttft_s
-    reading = metrics.interpret(metrics.TIME_TO_FIRST_TOKEN, ttft.value)
-    at_most("TTFT", ttft.value, limit, "s", reading, ttft)
+    meets(metric("interactive.ttft_seconds"), story.ttft_s.value, llm_settings, story.ttft_s)
 
 
 def test_streaming_speed(story, llm_settings):
-    minimum = llm_settings.thresholds.interactive.min_tokens_per_sec
     tps = story.decode_tps
-    reading = metrics.interpret(metrics.TOKENS_PER_SECOND, tps.value)
-    at_least("decode speed", tps.value, minimum, "t/s", reading, tps)
+    meets(metric("interactive.tokens_per_second"), tps.value, llm_settings, tps)
 
 
 def test_streaming_consistency(story, llm_settings):
-    limits = llm_settings.thresholds.interactive
     if not story.too_short_for_pace:  # a reply streamed in under 2 s has no pace to vary
-        cv = story.steadiness
-        reading = metrics.reading_for(metrics.STREAM_CONSISTENCY_CV, cv)
-        at_most("pace over 1-second windows, CV", cv, limits.max_variance, "%", reading)
+        meets(metric("interactive.steadiness_cv_percent"), story.steadiness, llm_settings)
     longest = max(story.stall_gaps_ms, default=0.0)
-    at_most(
-        f"pauses over {limits.max_stall_ms:g} ms per run (median)",
+    meets(
+        metric("interactive.stalls_per_run"),
         story.stalls_per_run,
-        limits.max_stalls,
-        "",
-        f"{len(story.stall_gaps_ms)} in {len(story.runs)} runs, the longest {longest:.0f} ms: "
-        "the stream visibly stops",
+        llm_settings,
+        what=f"pauses over {story.stall_ms:g} ms per run (median)",
+        detail=f"{len(story.stall_gaps_ms)} in {len(story.runs)} runs, the longest "
+        f"{longest:.0f} ms: the stream visibly stops",
     )

@@ -7,8 +7,8 @@ cell's other tests are skipped with "load failed: …".
 
 import pytest
 
-from pytest_llmbench import metrics
-from pytest_llmbench.expect import at_most
+from pytest_llmbench.expect import meets
+from pytest_llmbench.metric_table import metric
 
 pytestmark = pytest.mark.load
 
@@ -34,9 +34,7 @@ def test_server_loads(llm_run, llm_results, llm_cell):
 def test_load_time_within_limit(llm_server, llm_settings):
     if llm_server.external:
         pytest.skip("external server (--llm-server-url): load time not measured")
-    limit = llm_settings.limits.max_load_time
-    seconds = llm_server.load_seconds
-    at_most("load time", seconds, limit, "s", metrics.interpret(metrics.CONTEXT_LOAD, seconds))
+    meets(metric("load.load_seconds"), llm_server.load_seconds, llm_settings)
 
 
 def test_model_metadata_readable(llm_run, llm_results, llm_cell, llm_server):

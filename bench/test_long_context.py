@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from pytest_llmbench import metrics
-from pytest_llmbench.expect import at_most
+from pytest_llmbench.expect import meets
+from pytest_llmbench.metric_table import metric
 from pytest_llmbench.workloads import long_context
 
 pytestmark = pytest.mark.long_context
@@ -37,8 +37,6 @@ def filled(context_bench, context_size, llm_results, llm_cell):
     if reason is None:
         context_bench.measure(context_size)
     llm_results.record(llm_cell, "long_context", context_bench.metrics())
-    if rating := long_context.rating(context_bench):
-        llm_results.set_rating(llm_cell, "long_context", rating)
     if reason is not None:
         pytest.skip(reason)
     return context_bench.runs[context_size]
@@ -49,15 +47,13 @@ def test_context_size(filled, llm_settings):
         f"no answer with {filled.size} tokens in context: "
         f"{filled.error or 'the server generated no tokens'}"
     )
-    limit = llm_settings.thresholds.long_context.max_initial_load_time
-    seconds, speed = filled.load_seconds, filled.prompt_tokens_per_second
-    reading = metrics.reading_for(metrics.CONTEXT_LOAD, seconds)
-    if speed:
-        reading += (
-            f" ({speed:.0f} t/s, {metrics.interpret(metrics.PROMPT_TOKENS_PER_SECOND, speed)})"
-        )
-    at_most(f"context load ({filled.prompt_tokens} tokens)", seconds, limit, "s", reading)
-    if not llm_settings.limits.allow_swap:
-        growth = filled.swap_growth_mb
-        reading = metrics.reading_for(metrics.SWAP_GROWTH_MB, growth)
-        at_most("swap growth", growth, 0.0, "MB", reading)
+    speed = filled.prompt_tokens_per_second
+    prompt = metric("long_context.prompt_tokens_per_second")
+    meets(
+        metric("long_context.load_seconds"),
+        filled.load_seconds,
+        llm_settings,
+        what=f"context load ({filled.prompt_tokens} tokens)",
+        detail=f"{speed:.0f} t/s, {prompt.reading(speed)}" if speed else "",
+    )
+    meets(metric("long_context.swap_growth_mb"), filled.swap_growth_mb, llm_settings)

@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from pytest_llmbench import metrics
-from pytest_llmbench.expect import at_least
+from pytest_llmbench.expect import meets
+from pytest_llmbench.metric_table import metric
 from pytest_llmbench.workloads import quality
 
 pytestmark = pytest.mark.quality
@@ -26,9 +26,6 @@ def answers(llm_client, llm_server, llm_session, llm_settings, llm_results, llm_
     questions = quality.questions_for(llm_settings, DATA)
     measured = quality.measure(llm_client, questions, llm_server.pid)
     llm_results.record(llm_cell, "quality", measured.metrics())
-    llm_results.set_rating(
-        llm_cell, "quality", quality.rating(measured, llm_settings.thresholds.quality)
-    )
     quality.record_relative(llm_session, llm_cell.model.id)
     return measured
 
@@ -42,12 +39,5 @@ def test_category_score(answers, llm_settings, category):
     score = answers.scores.get(category)
     if score is None:
         pytest.skip(f"the question set has no {category} questions")
-    minimum = quality.minimum_score(llm_settings.thresholds.quality, category)
-    reading = metrics.interpret(metrics.QUALITY_PERCENT, score)
-    at_least(
-        f"{category} score",
-        score,
-        minimum,
-        "%",
-        f"{reading} (missed: {', '.join(answers.missed(category))})",
-    )
+    missed = ", ".join(answers.missed(category))
+    meets(metric(f"quality.{category}_score"), score, llm_settings, detail=f"missed: {missed}")

@@ -12,7 +12,8 @@ from pathlib import Path
 import pytest
 
 from pytest_llmbench.client import LlamaClient
-from pytest_llmbench.expect import at_least
+from pytest_llmbench.expect import meets
+from pytest_llmbench.metric_table import metric
 from pytest_llmbench.workloads import serving
 
 pytestmark = pytest.mark.serving
@@ -53,13 +54,11 @@ def test_every_request_succeeds(swept):
 
 
 def test_capacity_at_the_objectives(swept, llm_settings):
-    limits = llm_settings.thresholds.serving
     best = max(swept.levels, key=lambda lv: lv.output_tps)
-    at_least(
-        "concurrent users served at the objectives",
+    meets(
+        metric("serving.capacity_users"),
         swept.capacity,
-        limits.min_users,
-        "",
-        f"{swept.capacity_words()}; at most {best.output_tps:.1f} t/s in total with "
+        llm_settings,
+        detail=f"{swept.capacity_words()}; at most {best.output_tps:.1f} t/s in total with "
         f"{best.value:g} users; {swept.stopped}",
     )

@@ -12,8 +12,8 @@ as "not available", never invented.
 
 import pytest
 
-from pytest_llmbench import metrics
-from pytest_llmbench.expect import at_most
+from pytest_llmbench.expect import meets
+from pytest_llmbench.metric_table import metric
 from pytest_llmbench.workloads import stress
 
 pytestmark = pytest.mark.stress
@@ -29,9 +29,6 @@ def stressed(
         llm_server, llm_settings, duration, llm_stress_reason, llm_session.progress
     )
     llm_results.record(llm_cell, "stress", measured.metrics())
-    allow_swap = llm_settings.limits.allow_swap
-    rating = stress.rating(measured, llm_settings.thresholds.stress, allow_swap)
-    llm_results.set_rating(llm_cell, "stress", rating)
     return measured
 
 
@@ -46,13 +43,7 @@ def test_temperature_stays_below_limit(stressed, llm_settings):
     temperature = stressed.max_temperature_c
     if temperature is None:
         pytest.skip("CPU temperature not available: the OS exposes no CPU sensor")
-    at_most(
-        "CPU temperature",
-        temperature,
-        llm_settings.thresholds.stress.max_temperature,
-        "°C",
-        metrics.interpret(metrics.TEMPERATURE_C, temperature),
-    )
+    meets(metric("stress.max_temperature_c"), temperature, llm_settings)
 
 
 def test_no_thermal_throttling(stressed):
@@ -70,15 +61,8 @@ def test_no_swapping(stressed, llm_settings):
         pytest.skip("limits.allow_swap is true")
     growth = stressed.resources.get("swap_growth_mb")
     growth = growth if isinstance(growth, int | float) else None
-    at_most("swap growth", growth, 0.0, "MB", metrics.reading_for(metrics.SWAP_GROWTH_MB, growth))
+    meets(metric("stress.swap_growth_mb"), growth, llm_settings)
 
 
 def test_generation_speed_is_stable(stressed, llm_settings):
-    drop = stressed.tps_drop_percent
-    at_most(
-        "tokens/s drop, last vs first third of the run",
-        drop,
-        llm_settings.thresholds.stress.max_tps_drop,
-        "%",
-        metrics.reading_for(metrics.SLOWDOWN_PERCENT, drop),
-    )
+    meets(metric("stress.tps_drop_percent"), stressed.tps_drop_percent, llm_settings)

@@ -26,8 +26,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from pytest_llmbench import metrics as m
 from pytest_llmbench import stats
+from pytest_llmbench.judge import derive_results
+from pytest_llmbench.metric_table import COMPARED, Metric
 from pytest_llmbench.models import atomic_write_text
 from pytest_llmbench.recommend import enrich_report, settings_of
 from pytest_llmbench.report.merge import ReportError, load_report
@@ -44,87 +45,10 @@ class BaselineError(Exception):
     """A bad baseline name, path or --llm-compare-fail expression, worded as one line."""
 
 
-@dataclass(frozen=True)
-class Metric:
-    """A headline metric: where a cell record of the JSON report keeps it and which way is better."""
-
-    name: str
-    label: str  # with its unit, as the terminal and the failure message show it
-    path: tuple[str, ...]
-    higher_is_better: bool
-    fmt: str
-
-    def value(self, result: Mapping[str, Any]) -> float | None:
-        return m.number(m.dig(result, *self.path))
-
-    def samples(self, result: Mapping[str, Any]) -> list[float]:
-        """Per-repetition samples, where the record keeps them beside the value."""
-        if len(self.path) == 4 and self.path[0] == "profiles":
-            return m.samples(result, self.path[1], self.path[3])
-        return []
-
-    def show(self, value: float) -> str:
-        return format(value, self.fmt)
-
-
-METRICS: tuple[Metric, ...] = (
-    Metric(
-        "tokens_per_sec",
-        "interactive tokens/s",
-        ("profiles", "interactive", "metrics", "tokens_per_second"),
-        True,
-        ".1f",
-    ),
-    Metric(
-        "ttft",
-        "interactive TTFT s",
-        ("profiles", "interactive", "metrics", "ttft_seconds"),
-        False,
-        ".3f",
-    ),
-    Metric(
-        "docs_per_hour",
-        "batch docs/hour",
-        ("profiles", "batch", "metrics", "docs_per_hour"),
-        True,
-        ".1f",
-    ),
-    Metric(
-        "prompt_tokens_per_sec",
-        "long-context prompt tokens/s",
-        ("profiles", "long_context", "metrics", "prompt_tokens_per_second"),
-        True,
-        ".1f",
-    ),
-    Metric(
-        "quality", "quality overall %", ("profiles", "quality", "metrics", "overall"), True, ".1f"
-    ),
-    Metric(
-        "kld",
-        "divergence mean KLD",
-        ("profiles", "divergence", "metrics", "mean_kld"),
-        False,
-        ".4f",
-    ),
-    Metric(
-        "same_top",
-        "divergence same top token %",
-        ("profiles", "divergence", "metrics", "same_top_percent"),
-        True,
-        ".2f",
-    ),
-    Metric(
-        "capacity",
-        "serving capacity (users)",
-        ("profiles", "serving", "metrics", "capacity_users"),
-        True,
-        ".0f",
-    ),
-    Metric("load_time", "load time s", ("server", "load_seconds"), False, ".2f"),
-    # the most memory the server was seen to hold over every profile (metrics.memory_gb)
-    Metric("peak_rss", "peak RSS GiB", ("derived", "memory_gb"), False, ".3f"),
-)
-BY_NAME = {metric.name: metric for metric in METRICS}
+# the headline metrics (the metric table's ``compare`` names): the profiles' figures first, then
+# the cell's load time and memory
+METRICS: tuple[Metric, ...] = tuple(sorted(COMPARED.values(), key=lambda e: e.profile == "load"))
+BY_NAME: dict[str, Metric] = {str(metric.compare): metric for metric in METRICS}
 
 
 # ------------------------------------------------------------------ thresholds
@@ -140,7 +64,7 @@ class Threshold:
 
     @property
     def text(self) -> str:
-        return f"{self.metric.name}:{self.amount:g}{'%' if self.percent else ''}"
+        return f"{self.metric.compare}:{self.amount:g}{'%' if self.percent else ''}"
 
     def limit(self) -> str:
         """The limit as a signed change, e.g. ``-10 %`` for a speed, ``+0.05`` for TTFT."""
@@ -309,7 +233,7 @@ class Row:
     def as_dict(self) -> dict[str, Any]:
         return {
             "cell_id": self.cell_id,
-            "metric": self.metric.name,
+            "metric": self.metric.compare,
             "label": self.metric.label,
             "higher_is_better": self.metric.higher_is_better,
             "baseline": self.baseline,
@@ -403,7 +327,7 @@ def _results(report: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
     """Each cell's record by id (the first, in a merged report), with its derived metrics."""
     results = [r for r in report.get("results") or [] if isinstance(r, Mapping)]
     if any("derived" not in r for r in results):
-        results = m.derive_results(results, settings_of(report))
+        results = derive_results(results, settings_of(report))
     by_id: dict[str, dict[str, Any]] = {}
     for result in results:
         by_id.setdefault(str(result.get("cell_id")), dict(result))
@@ -437,7 +361,7 @@ def compare(
                 t for t in thresholds if t.metric is metric and t.exceeded(old, new, change)
             )
             rows.append(Row(cell_id, metric, old, new, exceeded, change))
-    compared = {row.metric.name for row in rows}
+    compared = {row.metric.compare for row in rows}
     metadata = baseline.get("metadata") or {}
     return Comparison(
         name=name,
@@ -454,7 +378,7 @@ def compare(
         only_in_current=tuple(
             c for c, r in now.items() if _measured(r) and not _measured(base.get(c) or {})
         ),
-        unmatched_limits=tuple(t.text for t in thresholds if t.metric.name not in compared),
+        unmatched_limits=tuple(t.text for t in thresholds if t.metric.compare not in compared),
     )
 
 

@@ -1,7 +1,7 @@
 """Recommendations per use case, the overall best configuration and the run's key findings.
 
 Everything here reads the JSON report (its ``results[]`` with the ``derived`` sections that
-:func:`pytest_llmbench.metrics.derive_results` adds) and returns plain JSON data, so the terminal
+:func:`pytest_llmbench.judge.derive_results` adds) and returns plain JSON data, so the terminal
 summary, the HTML report and ``llmbench report render`` on a merged file all say the same thing.
 A use case whose profile did not run says "not measured" instead of guessing.
 """
@@ -16,6 +16,9 @@ from typing import Any
 
 from pytest_llmbench import metrics as m
 from pytest_llmbench import stats
+from pytest_llmbench.config import Settings
+from pytest_llmbench.judge import derive_results
+from pytest_llmbench.metric_table import Metric, metric
 from pytest_llmbench.termination import BITS_PER_WEIGHT
 
 PASS, WARN, FAIL = "✓", "⚠", "✗"
@@ -24,6 +27,27 @@ MAX_SUITABLE = 5  # ✓ / ⚠ lines shown per use case
 MAX_UNSUITABLE = 3  # ✗ lines shown per use case
 MATH_WARN_BAND = 10.0  # math within this many points under the threshold is ⚠, below is ✗
 BATCH_GOOD_DOCS_PER_HOUR = 30.0  # "reasonable for moderate batches"
+
+# the metric-table entries the recommendations weigh
+TPS = metric("interactive.tokens_per_second")
+TTFT = metric("interactive.ttft_seconds")
+MEMORY = metric("load.memory_gb")
+CONTEXT_LOAD = metric("long_context.load_seconds")
+MAX_CONTEXT = metric("long_context.max_context_passed")
+DOCS = metric("batch.docs_per_hour")
+BATCH_CV = metric("batch.cv_percent")
+MATH = metric("quality.math_score")
+KLD = metric("divergence.mean_kld")
+SAME_TOP = metric("divergence.same_top_percent")
+USERS = metric("serving.capacity_users")
+TEMPERATURE = metric("stress.max_temperature_c")
+_DEFAULTS = Settings()
+
+
+def _limit(entry: Metric, settings: Mapping[str, Any]) -> float:
+    """The entry's limit in a report's settings, else the default settings' own."""
+    found = entry.threshold(settings)
+    return found if found is not None else entry.threshold(_DEFAULTS) or 0.0
 
 Result = Mapping[str, Any]
 
@@ -174,7 +198,7 @@ def _use_case(
 
 def _interactive(result: Result) -> tuple[str, str, dict[str, Any], tuple[float, ...]] | None:
     metrics = m.profile_metrics(result, "interactive")
-    tps, ttft = m.number(metrics.get("tokens_per_second")), m.number(metrics.get("ttft_seconds"))
+    tps, ttft = TPS.value(result), TTFT.value(result)
     if tps is None or ttft is None:
         return None
     rating = _rating(result, "interactive") or "acceptable"
@@ -186,8 +210,8 @@ def _interactive(result: Result) -> tuple[str, str, dict[str, Any], tuple[float,
     else:
         mark = WARN
     noisy = ", noisy" if metrics.get("noisy") else ""
-    reading = m.interpret(m.TOKENS_PER_SECOND, tps)
-    interval = m.estimate(result, "interactive", "tokens_per_second")
+    reading = TPS.reading(tps)
+    interval = TPS.estimate(result)
     speed = f"{tps:.1f} t/s" + (f" [{interval.low:.1f}–{interval.high:.1f}]" if interval else "")
     summary = f"{rating.capitalize()} ({speed}, {ttft:.2f} s TTFT{noisy}): {reading}"
     numbers = {
@@ -285,7 +309,7 @@ def _long_context(
         parts = [reach, _fmt(seconds, ".1f", " s load")]
         if memory is not None:
             parts.append(f"{memory:.1f} GB RAM")
-        reading = f": {m.interpret(m.CONTEXT_LOAD, seconds)}" if seconds is not None else ""
+        reading = f": {CONTEXT_LOAD.reading(seconds)}" if seconds is not None else ""
         skipped = metrics.get("skipped_sizes")
         untried = {int(k): why for k, why in skipped.items() if str(k).isdigit()} if isinstance(skipped, Mapping) else {}  # fmt: skip
         if untried:
@@ -298,15 +322,14 @@ def _long_context(
 
 
 def _batch(result: Result) -> tuple[str, str, dict[str, Any], tuple[float, ...]] | None:
-    metrics = m.profile_metrics(result, "batch")
-    docs = m.number(metrics.get("docs_per_hour"))
+    docs = DOCS.value(result)
     if docs is None:
         return None
-    cv = m.number(metrics.get("cv_percent"))
+    cv = BATCH_CV.value(result)
     status = profile_status(result, "batch")
     mark = PASS if docs >= BATCH_GOOD_DOCS_PER_HOUR and status == "passed" else WARN
     spread = f", {cv:.0f} % spread" if cv is not None else ""
-    summary = f"{docs:.0f} docs/hour{spread}: {m.interpret(m.BATCH_DOCS_PER_HOUR, docs)}"
+    summary = f"{docs:.0f} docs/hour{spread}: {DOCS.reading(docs)}"
     return mark, summary, {"docs_per_hour": docs, "cv_percent": cv}, (-docs, cv or 0.0)
 
 
@@ -315,7 +338,7 @@ def _accuracy(
 ) -> Callable[[Result], tuple[str, str, dict[str, Any], tuple[float, ...]] | None]:
     def judge(result: Result) -> tuple[str, str, dict[str, Any], tuple[float, ...]] | None:
         metrics = m.profile_metrics(result, "quality")
-        math_score = m.quality_category(metrics, "math")
+        math_score = MATH.value(result)
         overall = m.quality_overall(metrics)
         if math_score is None:
             return None
@@ -339,7 +362,7 @@ def _divergence(
 ) -> Callable[[Result], tuple[str, str, dict[str, Any], tuple[float, ...]] | None]:
     def judge(result: Result) -> tuple[str, str, dict[str, Any], tuple[float, ...]] | None:
         metrics = m.profile_metrics(result, "divergence")
-        kld, same = m.number(metrics.get("mean_kld")), m.number(metrics.get("same_top_percent"))
+        kld, same = KLD.value(result), SAME_TOP.value(result)
         if kld is None or same is None:
             return None
         met = (kld <= max_kld) + (same >= min_same_top)
@@ -352,9 +375,9 @@ def _divergence(
             spread = f" ± {pm:.1f}" if pm is not None else ""
             summary = (
                 f"same top token as {reference} {same:.1f}{spread} %, mean KLD {kld:.3g}: "
-                f"{m.interpret(m.KL_DIVERGENCE, kld)}"
+                f"{KLD.reading(kld)}"
             )
-        quiz = m.quality_category(m.profile_metrics(result, "quality"), "math")
+        quiz = MATH.value(result)
         if quiz is not None:
             summary += f" (quiz: {quiz:.0f} % math)"
         numbers = {"mean_kld": kld, "same_top_percent": same, "reference": reference}
@@ -368,7 +391,7 @@ def _serving(
 ) -> Callable[[Result], tuple[str, str, dict[str, Any], tuple[float, ...]] | None]:
     def judge(result: Result) -> tuple[str, str, dict[str, Any], tuple[float, ...]] | None:
         metrics = m.profile_metrics(result, "serving")
-        users = m.number(metrics.get("capacity_users"))
+        users = USERS.value(result)
         if users is None:
             return None
         top = m.number(metrics.get("max_output_tokens_per_second")) or 0.0
@@ -388,11 +411,11 @@ def use_cases(results: Sequence[Result], settings: Mapping[str, Any]) -> list[Us
         if isinstance(sizes, list)
         else None
     )
-    min_math = m.number(m.dig(thresholds, "quality", "min_math_score")) or 80.0
+    min_math = _limit(MATH, settings)
     diverged = any(m.profile_metrics(r, "divergence").get("mean_kld") is not None for r in results)
     if diverged:  # measured per quant against a reference: precise; the quiz is a second signal
-        max_kld = m.number(m.dig(thresholds, "divergence", "max_kld")) or 0.3
-        min_same = m.number(m.dig(thresholds, "divergence", "min_same_top_percent")) or 75.0
+        max_kld = _limit(KLD, settings)
+        min_same = _limit(SAME_TOP, settings)
         accuracy = _use_case(
             "accuracy",
             "Accuracy-critical work (loss against the reference)",
@@ -422,7 +445,7 @@ def use_cases(results: Sequence[Result], settings: Mapping[str, Any]) -> list[Us
                     "Serving several users (most users at your objectives)",
                     "serving",
                     results,
-                    _serving(m.number(m.dig(thresholds, "serving", "min_users")) or 1.0),
+                    _serving(_limit(USERS, settings)),
                 )
             ]
             if any(m.profile_metrics(r, "serving") for r in results)
@@ -505,7 +528,7 @@ def overall_best(results: Sequence[Result], metadata: Mapping[str, Any]) -> Over
         )
 
     def score_range(result: Result) -> tuple[float, float]:
-        interval = m.estimate(result, "interactive", "tokens_per_second")
+        interval = TPS.estimate(result)
         if interval is None:
             return score(result), score(result)
         return score(result, interval.low), score(result, interval.high)
@@ -543,7 +566,7 @@ def overall_best(results: Sequence[Result], metadata: Mapping[str, Any]) -> Over
     fastest = max(eligible, key=lambda r: _tps(r) or 0.0)
     fastest_text = None
     if fastest is not winner and _tps(fastest) is not None:
-        interval = m.estimate(fastest, "interactive", "tokens_per_second")
+        interval = TPS.estimate(fastest)
         ci = f" ({m.interval_text(interval, '.1f')})" if interval else ""
         fastest_text = f"{label(fastest)} at {_tps(fastest):.1f} t/s{ci}"
         notes.append(f"fastest: {fastest_text}")
@@ -566,8 +589,7 @@ def _quality(result: Result) -> float | None:
     )
 
 
-def _tps(result: Result) -> float | None:
-    return m.number(m.profile_metrics(result, "interactive").get("tokens_per_second"))
+_tps = TPS.value
 
 
 def _reasons(
@@ -584,12 +606,12 @@ def _reasons(
         reasons.append("memory headroom: not measured")
     elif ram:
         free = 100 * max(0.0, 1 - memory / ram)
-        reading = m.interpret(m.MEMORY_GB, memory)
+        reading = MEMORY.reading(memory)
         reasons.append(
             f"memory headroom: {memory:.2f} GB of {ram:.0f} GB RAM ({free:.0f} % free), {reading}"
         )
     else:
-        reasons.append(f"memory: {memory:.2f} GB, {m.interpret(m.MEMORY_GB, memory)}")
+        reasons.append(f"memory: {memory:.2f} GB, {MEMORY.reading(memory)}")
     quality = m.number(m.dig(result, "derived", "quality_overall"))
     best = best_quality.get(str(result.get("model")))
     diverged = m.profile_metrics(result, "divergence")
@@ -598,7 +620,7 @@ def _reasons(
             f"accuracy: same top token as {diverged.get('reference_quant') or 'the reference'} "
             f"{diverged['same_top_percent']:.1f} % of the time, mean KLD "
             f"{m.number(diverged.get('mean_kld')) or 0:.3g} "
-            f"({m.interpret(m.KL_DIVERGENCE, m.number(diverged.get('mean_kld')) or 0.0)})"
+            f"({KLD.reading(m.number(diverged.get('mean_kld')) or 0.0)})"
         )
     elif quality is not None and best:
         reasons.append(
@@ -607,13 +629,12 @@ def _reasons(
         )
     else:
         reasons.append("accuracy retention: not measured (the quality profile did not run)")
-    metrics = m.profile_metrics(result, "interactive")
-    tps, ttft = m.number(metrics.get("tokens_per_second")), m.number(metrics.get("ttft_seconds"))
+    tps, ttft = TPS.value(result), TTFT.value(result)
     if tps is not None and ttft is not None:
-        interval = m.estimate(result, "interactive", "tokens_per_second")
+        interval = TPS.estimate(result)
         ci = f" ({m.interval_text(interval, '.1f')})" if interval else ""
         reasons.append(
-            f"{tps:.1f} t/s{ci}, {ttft:.2f} s TTFT: {m.interpret(m.TOKENS_PER_SECOND, tps)}"
+            f"{tps:.1f} t/s{ci}, {ttft:.2f} s TTFT: {TPS.reading(tps)}"
         )
     cost_benefit = m.number(m.dig(result, "derived", "cost_benefit_score"))
     if cost_benefit is not None:
@@ -638,39 +659,27 @@ def key_findings(
         f"{len(results)} cells over {len(models)} model{'s' if len(models) != 1 else ''}: {counts}"
     ]
 
-    def extreme(
-        metric: Callable[[Result], float | None], highest: bool
-    ) -> tuple[Result, float] | None:
-        known = [(r, v) for r in results if (v := metric(r)) is not None]
+    def extreme(entry: Metric, highest: bool) -> tuple[Result, float] | None:
+        known = [(r, v) for r in results if (v := entry.value(r)) is not None]
         if not known:
             return None
         return (max if highest else min)(known, key=lambda pair: pair[1])
 
-    def metric(profile: str, key: str) -> Callable[[Result], float | None]:
-        return lambda r: m.number(m.profile_metrics(r, profile).get(key))
-
-    def memory(r: Result) -> float | None:
-        return m.number(m.dig(r, "derived", "memory_gb"))
-
-    def temperature(r: Result) -> float | None:
-        return m.stress_max_temperature(m.profile_metrics(r, "stress"))
-
-    tps, ttft = metric("interactive", "tokens_per_second"), metric("interactive", "ttft_seconds")
-    extremes: tuple[tuple[Callable[[Result], float | None], bool, Callable[[str, float], str]], ...] = (
-        (tps, True, lambda c, v: f"fastest decode: {c} at {v:.1f} t/s ({m.interpret(m.TOKENS_PER_SECOND, v)})"),
-        (ttft, False, lambda c, v: f"quickest first token: {c} in {v:.2f} s ({m.interpret(m.TIME_TO_FIRST_TOKEN, v)})"),
-        (memory, False, lambda c, v: f"smallest memory footprint: {c} with {v:.2f} GB"),
-        (metric("long_context", "max_context_passed"), True, lambda c, v: f"largest context that passed: {int(v):,} tokens ({c})"),
-        (metric("batch", "docs_per_hour"), True, lambda c, v: f"best batch throughput: {c} at {v:.0f} docs/hour"),
+    extremes: tuple[tuple[Metric, bool, Callable[[str, float], str]], ...] = (
+        (TPS, True, lambda c, v: f"fastest decode: {c} at {v:.1f} t/s ({TPS.reading(v)})"),
+        (TTFT, False, lambda c, v: f"quickest first token: {c} in {v:.2f} s ({TTFT.reading(v)})"),
+        (MEMORY, False, lambda c, v: f"smallest memory footprint: {c} with {v:.2f} GB"),
+        (MAX_CONTEXT, True, lambda c, v: f"largest context that passed: {int(v):,} tokens ({c})"),
+        (DOCS, True, lambda c, v: f"best batch throughput: {c} at {v:.0f} docs/hour"),
     )  # fmt: skip
     for reader, highest, say in extremes:
         if found := extreme(reader, highest):
             findings.append(say(label(found[0], with_host), found[1]))
-    min_math = m.number(m.dig(settings, "thresholds", "quality", "min_math_score")) or 80.0
+    min_math = _limit(MATH, settings)
     weak = [
         f"{label(r, with_host)} ({score:.0f} %)"
         for r in results
-        if (score := m.quality_category(m.profile_metrics(r, "quality"), "math")) is not None
+        if (score := MATH.value(r)) is not None
         and score < min_math
     ]
     if weak:
@@ -685,11 +694,11 @@ def key_findings(
             "decode speed not measured to the target precision within the run limits "
             "(see the noise section), treat as approximate: " + ", ".join(noisy)
         )
-    if found := extreme(temperature, True):
+    if found := extreme(TEMPERATURE, True):
         hottest, degrees = found
         findings.append(
             f"hottest under stress: {degrees:.0f} °C with {label(hottest, with_host)} "
-            f"({m.interpret(m.TEMPERATURE_C, degrees)})"
+            f"({TEMPERATURE.reading(degrees)})"
         )
     reasons = Counter(str(r.get("skip_reason")) for r in results if r.get("status") == "skipped")
     if reasons:
@@ -719,7 +728,7 @@ def enrich_report(report: Mapping[str, Any]) -> dict[str, Any]:
     (recomputed from the raw results, so a merged report is judged as a whole)."""
     metadata = report.get("metadata") or {}
     settings = settings_of(report)
-    results = m.derive_results(list(report.get("results") or []), settings)
+    results = derive_results(list(report.get("results") or []), settings)
     return {
         **report,
         "results": results,

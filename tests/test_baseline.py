@@ -48,10 +48,10 @@ def test_a_20_percent_slowdown_fails_naming_cell_metric_and_both_values() -> Non
     _with(current, CELL, "interactive", "tokens_per_second", 96.0)
     comparison = _compare(current, "tokens_per_sec:10%")
     (message,) = comparison.regressions
-    assert message.startswith(f"{CELL} interactive tokens/s 120.0 → 96.0 (-20.0 %, 95 % CI -2")
+    assert message.startswith(f"{CELL} interactive decode speed (t/s) 120.0 → 96.0 (-20.0 %, 95 % CI -2")
     assert message.endswith("limit -10 %)")
     (row,) = [r for r in comparison.rows if r.exceeded]
-    assert (row.cell_id, row.metric.name, row.baseline, row.current) == (
+    assert (row.cell_id, row.metric.compare, row.baseline, row.current) == (
         CELL,
         "tokens_per_sec",
         120.0,
@@ -68,7 +68,7 @@ def test_a_5_percent_slowdown_passes_a_10_percent_limit() -> None:
     comparison = _compare(current, "tokens_per_sec:10%")
     assert comparison.regressions == []
     row = next(
-        r for r in comparison.rows if r.cell_id == CELL and r.metric.name == "tokens_per_sec"
+        r for r in comparison.rows if r.cell_id == CELL and r.metric.compare == "tokens_per_sec"
     )
     assert row.change_percent == pytest.approx(-5.0)
 
@@ -83,7 +83,7 @@ def test_lower_is_better_ttft_fails_when_it_grows_and_passes_when_it_shrinks() -
     slower = full_report()
     _with(slower, CELL, "interactive", "ttft_seconds", 0.18)  # +20 %
     (message,) = _compare(slower, "ttft:10%").regressions
-    assert message.startswith(f"{CELL} interactive TTFT s 0.150 → 0.180 (+20.0 %, 95 % CI +")
+    assert message.startswith(f"{CELL} interactive TTFT (s) 0.150 → 0.180 (+20.0 %, 95 % CI +")
     assert message.endswith("limit +10 %)")
     faster = full_report()
     _with(faster, CELL, "interactive", "ttft_seconds", 0.10)  # -33 %: better
@@ -98,7 +98,7 @@ def test_absolute_limits_are_in_the_metric_unit() -> None:
     beyond = full_report()
     _with(beyond, CELL, "interactive", "ttft_seconds", 0.21)  # +0.06 s
     (message,) = _compare(beyond, "ttft:0.05").regressions
-    assert message.startswith(f"{CELL} interactive TTFT s 0.150 → 0.210 (+40.0 %, 95 % CI")
+    assert message.startswith(f"{CELL} interactive TTFT (s) 0.150 → 0.210 (+40.0 %, 95 % CI")
     assert message.endswith("limit +0.05)")
 
 
@@ -111,7 +111,7 @@ def test_back_to_back_runs_of_one_configuration_are_not_a_regression() -> None:
     comparison = baseline.compare(base, current, baseline.parse_thresholds(["tokens_per_sec:5%"]))
     assert comparison.regressions == []
     row = next(
-        r for r in comparison.rows if r.cell_id == CELL and r.metric.name == "tokens_per_sec"
+        r for r in comparison.rows if r.cell_id == CELL and r.metric.compare == "tokens_per_sec"
     )
     assert row.interval is not None
 
@@ -128,7 +128,7 @@ def test_a_20_percent_slowdown_with_realistic_spread_is_flagged_and_noise_reads_
     row = next(
         r
         for r in baseline.compare(base, same, limit).rows
-        if r.cell_id == CELL and r.metric.name == "tokens_per_sec"
+        if r.cell_id == CELL and r.metric.compare == "tokens_per_sec"
     )
     assert row.within_noise and "within noise" in row.change() and not row.exceeded
 
@@ -141,7 +141,7 @@ def test_reports_without_samples_are_compared_by_value_with_a_note() -> None:
     _with(current, CELL, "interactive", "tokens_per_second", 96.0)
     comparison = baseline.compare(base, current, baseline.parse_thresholds(["tokens_per_sec:10%"]))
     assert comparison.regressions == [
-        f"{CELL} interactive tokens/s 120.0 → 96.0 (-20.0 %, limit -10 %)"
+        f"{CELL} interactive decode speed (t/s) 120.0 → 96.0 (-20.0 %, limit -10 %)"
     ]
     assert any("compared by value alone" in line for line in comparison.lines())
 
@@ -153,9 +153,9 @@ def test_every_metric_is_read_from_keys_the_report_writes() -> None:
     base = full_report(divergence=True, serving=True)
     _with(base, CELL, "long_context", "prompt_tokens_per_second", 400.0)
     comparison = baseline.compare(base, current, baseline.parse_thresholds(["peak_rss:1%"]))
-    compared = {r.metric.name for r in comparison.rows if r.cell_id == CELL}
+    compared = {r.metric.compare for r in comparison.rows if r.cell_id == CELL}
     assert compared == set(baseline.BY_NAME)
-    rss = next(r for r in comparison.rows if r.cell_id == CELL and r.metric.name == "peak_rss")
+    rss = next(r for r in comparison.rows if r.cell_id == CELL and r.metric.compare == "peak_rss")
     assert rss.baseline == pytest.approx(360 / 1024)  # batch peak 320 + 40 MB, the cell's highest
 
 
@@ -163,7 +163,7 @@ def test_peak_rss_growth_is_a_regression() -> None:
     current = full_report()
     _with(current, CELL, "batch", "peak_rss_mb", 720.0)  # 360 → 720 MB
     (message,) = _compare(current, "peak_rss:25%").regressions
-    assert message.startswith(f"{CELL} peak RSS GiB 0.352 → 0.703 (+100.0 %")
+    assert message.startswith(f"{CELL} memory (GB) 0.35 → 0.70 (+100.0 %")
 
 
 def test_cells_missing_on_either_side_are_noted() -> None:
@@ -201,13 +201,13 @@ def test_bad_expressions_are_rejected_with_the_metric_names(expr: str, says: str
         baseline.parse_threshold(expr)
     message = str(info.value)
     assert says in message and "\n" not in message
-    assert "tokens_per_sec, ttft, docs_per_hour" in message
+    assert "tokens_per_sec, ttft, prompt_tokens_per_sec, docs_per_hour" in message
 
 
 def test_good_expressions_parse() -> None:
     pct, absolute = baseline.parse_thresholds(["tokens_per_sec:10%", " ttft : 0.05 "])
-    assert (pct.metric.name, pct.amount, pct.percent) == ("tokens_per_sec", 10.0, True)
-    assert (absolute.metric.name, absolute.amount, absolute.percent) == ("ttft", 0.05, False)
+    assert (pct.metric.compare, pct.amount, pct.percent) == ("tokens_per_sec", 10.0, True)
+    assert (absolute.metric.compare, absolute.amount, absolute.percent) == ("ttft", 0.05, False)
 
 
 @pytest.mark.parametrize("name", ["../up", "a b", "", ".hidden", "x" * 101, "a/b", "é"])
@@ -284,7 +284,7 @@ def test_cli_compare_exits_1_on_a_regression(
     capsys.readouterr()
     assert main(["report", "compare", str(base), str(current), "--fail", "tokens_per_sec:10%"]) == 1
     out = capsys.readouterr().out
-    assert f"regression: {CELL} interactive tokens/s 120.0 → 96.0 (-20.0 %, 95 % CI" in out
+    assert f"regression: {CELL} interactive decode speed (t/s) 120.0 → 96.0 (-20.0 %, 95 % CI" in out
 
 
 def test_cli_compare_bad_input_is_one_line_and_exit_4(
@@ -327,7 +327,7 @@ def test_save_then_compare_fails_on_a_slowdown_serial_and_under_xdist(bench_proj
     assert second.ret == pytest.ExitCode.TESTS_FAILED
     out = second.stdout.str()
     assert "llmbench compare vs base" in out
-    assert f"regression: smollm2-135m-Q4_1 interactive tokens/s {base_tps:.1f} → " in out
+    assert f"regression: smollm2-135m-Q4_1 interactive decode speed (t/s) {base_tps:.1f} → " in out
     assert "limit -10 %)" in out
     report = bench_project.report()
     assert report["metadata"]["exit_status"] == 1
@@ -346,7 +346,7 @@ def test_save_then_compare_fails_on_a_slowdown_serial_and_under_xdist(bench_proj
     )
     third.assert_outcomes(passed=3)
     assert third.ret == pytest.ExitCode.TESTS_FAILED
-    assert "regression: smollm2-135m-Q4_1 interactive tokens/s" in third.stdout.str()
+    assert "regression: smollm2-135m-Q4_1 interactive decode speed (t/s)" in third.stdout.str()
     merged = json.loads((saved.parent / "parallel.json").read_text())
     (cell,) = merged["results"]
     assert cell["profiles"]["interactive"]["metrics"]["tokens_per_second"] < base_tps

@@ -12,8 +12,10 @@ from typing import Any
 
 import pytest
 
+from pytest_llmbench import judge
 from pytest_llmbench import metrics as m
 from pytest_llmbench.config import InteractiveThresholds, Settings, Thresholds
+from pytest_llmbench.metric_table import metric
 from pytest_llmbench.recommend import (
     FAIL,
     MAX_SUITABLE,
@@ -90,7 +92,7 @@ def test_usability_rating_from_threshold_margins(
     tps: float, ttft: float, cv: float, expected: str
 ) -> None:
     record = cell({"tokens_per_second": tps, "ttft_seconds": ttft, "steadiness_cv_percent": cv})
-    derived = m.derive_cell(record, {"thresholds": THRESHOLDS, "limits": {}})
+    derived = judge.derive_cell(record, {"thresholds": THRESHOLDS, "limits": {}})
     assert derived["profile_ratings"]["interactive"] == expected
     assert derived["rating"] == expected
 
@@ -98,14 +100,14 @@ def test_usability_rating_from_threshold_margins(
 def test_profile_rating_prefers_the_profiles_own_and_caps_failures() -> None:
     fast = {"tokens_per_second": 30.0, "ttft_seconds": 0.5, "steadiness_cv_percent": 5.0}
     settings = {"thresholds": THRESHOLDS, "limits": {}}
-    assert m.derive_cell(cell(fast, rating="good"), settings)["rating"] == "good"
-    assert m.derive_cell(cell(fast, status="partial"), settings)["rating"] == "poor"
-    assert m.derive_cell(cell({}, status="error"), settings)["rating"] == "failed"
-    assert m.derive_cell(cell({}, status="failed"), settings)["rating"] == "failed"
-    assert m.derive_cell(cell({}, status="skipped"), settings)["rating"] is None
+    assert judge.derive_cell(cell(fast, rating="good"), settings)["rating"] == "good"
+    assert judge.derive_cell(cell(fast, status="partial"), settings)["rating"] == "poor"
+    assert judge.derive_cell(cell({}, status="error"), settings)["rating"] == "failed"
+    assert judge.derive_cell(cell({}, status="failed"), settings)["rating"] == "failed"
+    assert judge.derive_cell(cell({}, status="skipped"), settings)["rating"] is None
 
 
-def test_readers_find_memory_context_and_scores_however_a_profile_nested_them() -> None:
+def test_readers_find_memory_context_and_scores_where_the_workloads_write_them() -> None:
     record = full_report()["results"][0]  # smollm2 Q2_K: 300 MB after load, 340 MB in batch
     assert m.memory_gb(record) == pytest.approx(340 / 1024)
     assert m.context_tokens(record) == 8192  # long_context's largest passed size
@@ -115,28 +117,20 @@ def test_readers_find_memory_context_and_scores_however_a_profile_nested_them() 
     record["server"] = {}
     assert m.context_tokens(record, 2048) == 2048
 
-    as_list = {"contexts": [{"size": 8192, "seconds": 2.0}, {"context_size": 4096, "load_seconds": 1.0, "status": "passed"}]}  # fmt: skip
-    assert [(p.size, p.seconds, p.passed) for p in m.long_context_points(as_list)] == [
+    sizes = {"sizes": {"8192": {"load_seconds": 2.0, "passed": True}, "4096": {"load_seconds": 1.0, "passed": True}, "32768": {"load_seconds": 80.0, "passed": False}}}  # fmt: skip
+    assert [(p.size, p.seconds, p.passed) for p in m.long_context_points(sizes)] == [
         (4096, 1.0, True),
         (8192, 2.0, True),
+        (32768, 80.0, False),
     ]
-    flat = {"ctx_16384": 9.5, "16384_note": "ignored", "max_context_passed": 16384}
-    assert [(p.size, p.seconds) for p in m.long_context_points(flat)] == [(16384, 9.5)]
-    failed = {"sizes": {"32768": {"load_seconds": 80.0, "passed": False}}}
-    assert m.long_context_points(failed)[0].passed is False
 
-    quality = {"scores": {"math": {"score": 70.0}, "reading_comprehension": 80, "logic": 90.0}}
-    assert m.quality_category(quality, "math") == 70.0
-    assert m.quality_category(quality, "comprehension") == 80.0
-    assert m.quality_category(quality, "reasoning") == 90.0
-    assert m.quality_category(quality, "format") is None
+    quality = {"scores": {"math": 70.0, "comprehension": 80, "reasoning": 90.0}}
+    assert m.quality_scores(quality) == {"math": 70.0, "comprehension": 80.0, "reasoning": 90.0}
     assert m.quality_overall(quality) == pytest.approx(80.0)  # no overall given: the mean
-    assert m.quality_overall({"scores": {"overall": 66}}) == 66.0
-
-    samples = {"samples": [{"time": 30 * i, "temperature": 60 + i, "tokens_per_second": 10 - i} for i in range(6)]}  # fmt: skip
-    assert m.stress_max_temperature(samples) == 65.0
-    assert m.stress_tps_drop_percent(samples) == pytest.approx(100 * (9.5 - 5.5) / 9.5)
-    assert m.stress_tps_drop_percent({"samples": [{"time": 0}]}) is None
+    assert m.quality_overall({**quality, "overall": 66}) == 66.0
+    in_cell = {"profiles": {"quality": {"metrics": quality}}}
+    assert metric("quality.math_score").value(in_cell) == 70.0
+    assert metric("quality.format_score").value(in_cell) is None
 
 
 def test_readers_never_raise_on_odd_records() -> None:
@@ -161,12 +155,12 @@ def test_readers_never_raise_on_odd_records() -> None:
     assert enrich_report({})["key_findings"] == ["no cells ran"]
 
 
-def test_reading_translates_named_metrics() -> None:
-    assert m.reading("tokens_per_second", 12.0) == "comfortable reading speed"
-    assert m.reading("docs_per_hour", 45) == "reasonable for moderate batches"
-    assert m.reading("load_seconds", 40.0) == "coffee-break territory"
-    assert m.reading("unknown_metric", 1.0) is None
-    assert m.reading("ttft_seconds", None) is None
+def test_readings_come_from_the_metric_table() -> None:
+    assert metric("interactive.tokens_per_second").reading(12.0) == "comfortable reading speed"
+    assert metric("batch.docs_per_hour").reading(45) == "reasonable for moderate batches"
+    assert metric("load.load_seconds").reading(40.0) == "coffee-break territory"
+    assert metric("interactive.ttft_seconds").reading(None) == ""
+    assert metric("finetune.first_loss").reading(1.0) == ""  # no reading table
 
 
 # ------------------------------------------------------------------ recommendations
@@ -369,7 +363,9 @@ def test_stress_readers_accept_the_monitors_sample_keys() -> None:
         ],
     }
     assert [s.time_s for s in m.stress_samples(stress)] == [0.0, 30.0]
-    assert m.stress_max_temperature(stress) == 61.0
+    assert [s.temperature_c for s in m.stress_samples(stress)] == [61.0, None]
+    in_cell = {"profiles": {"stress": {"metrics": stress}}}
+    assert metric("stress.max_temperature_c").value(in_cell) is None  # a word is not a number
 
 
 # ------------------------------------------------------------------ decisions with ties

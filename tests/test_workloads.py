@@ -9,16 +9,14 @@ from typing import Any
 
 import pytest
 
-from pytest_llmbench import metrics, monitor
+from pytest_llmbench import judge, monitor, readings
 from pytest_llmbench.client import RequestFailed, RequestResult
 from pytest_llmbench.config import (
-    BatchThresholds,
     ConfigError,
-    EmbeddingThresholds,
     InteractiveThresholds,
-    QualityThresholds,
     Settings,
     StressThresholds,
+    Thresholds,
 )
 from pytest_llmbench.expect import at_most
 from pytest_llmbench.monitor import NOT_AVAILABLE, ResourceMonitor, ResourceSample
@@ -33,6 +31,17 @@ from pytest_llmbench.workloads import (
 )
 
 DATA = Path(__file__).resolve().parent.parent / "bench" / "data"
+
+
+def checks(profile: str, measured: dict[str, Any], settings: Settings | None = None) -> list:
+    """The metric table's checks of one profile's recorded metrics, as the reports judge them."""
+    cell = {"profiles": {profile: {"metrics": measured}}}
+    found = judge.threshold_checks(cell, settings or Settings())
+    return [c for c in found if c.profile == profile]
+
+
+def rating(profile: str, measured: dict[str, Any], settings: Settings | None = None) -> str:
+    return judge.rating_of(checks(profile, measured, settings))
 
 
 def result(
@@ -182,7 +191,7 @@ def test_context_size_measured_then_failed_mid_run():
     recorded = bench.metrics()
     assert recorded["sizes"]["1024"]["passed"] and not recorded["sizes"]["2048"]["passed"]
     assert recorded["max_context_passed"] == 1024
-    assert long_context.rating(bench) == "failed"
+    assert rating("long_context", recorded) == "poor"  # smaller contexts still serve
 
 
 def test_context_skip_reasons_are_recorded_and_no_runs_means_no_rating():
@@ -190,7 +199,7 @@ def test_context_skip_reasons_are_recorded_and_no_runs_means_no_rating():
     assert bench.skip_reason(16384) is not None and bench.skip_reason(8192) is not None
     assert set(bench.metrics()["skipped_sizes"]) == {"16384", "8192"}
     assert bench.metrics()["max_context_passed"] is None
-    assert long_context.rating(bench) is None
+    assert checks("long_context", bench.metrics()) == []  # nothing measured, nothing judged
 
 
 def test_zero_generated_tokens_is_not_a_success():
@@ -234,7 +243,7 @@ def test_batch_server_error_mid_run_is_recorded():
     assert not measured.complete and len(measured.documents) == 2
     assert "stopped after 2 of 5" in measured.error
     assert measured.metrics()["error"] == measured.error
-    assert batch.rating(measured, BatchThresholds()) == "failed"
+    assert rating("batch", measured.metrics()) == "failed"
 
 
 def test_empty_batch_does_not_raise():
@@ -346,7 +355,7 @@ def test_quality_server_error_mid_run_scores_as_wrong_and_is_reported():
     measured = quality.measure(client, questions)
     assert measured.scores == {"math": pytest.approx(100 / 3)}
     assert len(measured.errors) == 1 and measured.missed("math") == ["m1", "m2"]
-    assert quality.rating(measured, QualityThresholds()) == "failed"
+    assert rating("quality", measured.metrics()) == "failed"
     assert quality.QualityMeasurement(()).overall is None
 
 
@@ -474,7 +483,7 @@ def test_stress_aborts_when_the_server_stops_answering(monkeypatch):
     assert measured.aborted.startswith("server stopped answering")
     assert server.stopped == 1 and measured.elapsed_s < 30.0
     assert measured.tokens == 2 * stress.N_PREDICT
-    assert stress.rating(measured, StressThresholds(), allow_swap=False) == "failed"
+    assert rating("stress", measured.metrics()) == "failed"
 
 
 def test_stress_aborts_at_once_above_the_abort_temperature(monkeypatch):
@@ -534,15 +543,15 @@ def test_embedding_server_error_mid_run():
     snippets = embedding.SnippetSet({"a": "x", "b": "y"}, ())
     measured = embedding.measure(FakeClient(fail_after=3), None, snippets, 2, repetitions=3)
     assert measured.error and len(measured.single_ms) == 1 and not measured.batch_ms
-    assert embedding.rating(measured, EmbeddingThresholds()) == "failed"
+    assert rating("embedding", measured.metrics()) == "failed"
     complete = embedding.measure(FakeClient(), None, snippets, 2, repetitions=3)
     assert complete.error is None and len(complete.batch_ms) == 3
     assert complete.metrics()["dimension"] == 2
 
 
 def test_reading_for_a_missing_value_is_blank():
-    assert metrics.reading_for(metrics.SLOWDOWN_PERCENT, None) == ""
-    assert metrics.reading_for(metrics.SLOWDOWN_PERCENT, -3.0) == "no slowdown over the run"
+    assert readings.reading_for(readings.SLOWDOWN_PERCENT, None) == ""
+    assert readings.reading_for(readings.SLOWDOWN_PERCENT, -3.0) == "no slowdown over the run"
 
 
 def stream(times: list[float], tokens: int | None = None) -> RequestResult:
@@ -613,6 +622,7 @@ def test_interactive_rating_is_not_moved_by_steadiness_within_its_limit():
     jittery = interactive.summarise((stream(uneven), stream(uneven)), 250)
     assert jittery.steadiness > calm.steadiness
     assert jittery.steadiness < limits.max_variance
-    assert interactive.rating(calm, limits) == interactive.rating(jittery, limits) == "excellent"
-    strict = InteractiveThresholds(max_variance=0.0001)
-    assert interactive.rating(jittery, strict) == "poor"
+    calm_rating = rating("interactive", calm.metrics())
+    assert calm_rating == rating("interactive", jittery.metrics()) == "excellent"
+    strict = Settings(thresholds=Thresholds(interactive=InteractiveThresholds(max_variance=1e-4)))
+    assert rating("interactive", jittery.metrics(), strict) == "poor"

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from pytest_llmbench import metrics as m
+from pytest_llmbench.metric_table import METRICS, Metric, for_key, metric
 from pytest_llmbench.models import atomic_write_text
 from pytest_llmbench.recommend import NO_BEST, label, model_label, settings_of, spans_hosts
 from pytest_llmbench.report.svg_charts import Point, Series, bar_chart, xy_chart
@@ -192,27 +193,24 @@ def _sort_key(value: Any) -> str:
     return f' data-sort="{number:.6g}"' if number is not None else ""
 
 
-def _num_td(
-    value: float | None,
-    metric: str | None = None,
-    digits: str | None = None,
-    interval: Any = None,
-) -> str:
-    """A number cell; with an interval (``stats.Estimate``) the value reads "77.8 ±2.1" and the
-    tooltip gives the interval in full beside the real-world reading."""
-    reading = m.reading(metric, value) if metric else None
+def _num_td(metric: Metric, result: Result) -> str:
+    """A metric's cell; with an interval the value reads "77.8 ±2.1" and the tooltip gives the
+    interval in full beside the real-world reading."""
+    value = metric.value(result)
     if value is None:
         return '<td class="num" data-sort="">–</td>'
-    text = format(value, digits) if digits else fmt(value)
+    reading = metric.reading(value)
+    text = metric.show(value)
+    interval = metric.estimate(result)
     if interval is not None:
-        half = (interval.high - interval.low) / 2
-        text += f" ±{format(half, digits) if digits else fmt(half)}"
-        reading = "; ".join(x for x in (m.interval_text(interval, digits or ".3g"), reading) if x)
+        text += f" ±{metric.show((interval.high - interval.low) / 2)}"
+        reading = "; ".join(x for x in (m.interval_text(interval, metric.fmt), reading) if x)
     return f'<td class="num" data-sort="{value:.6g}"{_title(reading)}>{escape(text)}</td>'
 
 
-def _tps(result: Result) -> float | None:
-    return m.number(m.profile_metrics(result, "interactive").get("tokens_per_second"))
+TPS = metric("interactive.tokens_per_second")
+KLD = metric("divergence.mean_kld")
+_tps = TPS.value
 
 
 # ------------------------------------------------------------------ executive summary
@@ -353,14 +351,14 @@ def _heatmap(results: Sequence[Result]) -> str:
             tip = [f"{result.get('cell_id')}: {status}"]
             tip += [f"{k} {v}" for k, v in ratings.items() if v]
             if tps is not None:
-                tip.append(f"{tps:.1f} t/s: {m.interpret(m.TOKENS_PER_SECOND, tps)}")
+                tip.append(f"{tps:.1f} t/s: {TPS.reading(tps)}")
             diverged = m.profile_metrics(result, "divergence")
             kld = m.number(diverged.get("mean_kld"))
             if kld is not None:
                 tip.append(
                     f"KLD {kld:.3g} vs {diverged.get('reference_quant')}, same top token "
                     f"{m.number(diverged.get('same_top_percent')) or 0:.1f} %: "
-                    f"{m.interpret(m.KL_DIVERGENCE, kld)}"
+                    f"{KLD.reading(kld)}"
                 )
             capacity = m.profile_metrics(result, "serving").get("capacity")
             if capacity:
@@ -643,96 +641,15 @@ def _finetune_chart(results: Sequence[Result], model_name: Callable[[Result], st
 
 # ------------------------------------------------------------------ results table and details
 
-TABLE_COLUMNS: tuple[tuple[str, str | None, str | None, Callable[[Result], float | None]], ...] = (
-    # header, metric name for the reading tooltip, number format, value
-    ("Size GB", None, ".3f", m.file_size_gb),
-    ("Memory GB", "memory_gb", ".2f", lambda r: m.number(m.dig(r, "derived", "memory_gb"))),
-    ("Load s", "load_seconds", ".2f", m.load_seconds),
-    (
-        "TTFT s",
-        "ttft_seconds",
-        ".3f",
-        lambda r: m.number(m.profile_metrics(r, "interactive").get("ttft_seconds")),
-    ),
-    ("t/s", "tokens_per_second", ".1f", _tps),
-    (
-        "Pace CV %",
-        "steadiness_cv_percent",
-        ".0f",
-        lambda r: m.number(m.profile_metrics(r, "interactive").get("steadiness_cv_percent")),
-    ),
-    (
-        "Stalls/run",
-        None,
-        ".0f",
-        lambda r: m.number(m.profile_metrics(r, "interactive").get("stalls_per_run")),
-    ),
-    (
-        "Max context",
-        None,
-        ",.0f",
-        lambda r: m.number(m.profile_metrics(r, "long_context").get("max_context_passed")),
-    ),
-    (
-        "Context load s",
-        "context_load_seconds",
-        ".1f",
-        lambda r: m.number(m.profile_metrics(r, "long_context").get("load_seconds")),
-    ),
-    (
-        "Docs/h",
-        "batch_docs_per_hour",
-        ".0f",
-        lambda r: m.number(m.profile_metrics(r, "batch").get("docs_per_hour")),
-    ),
-    (
-        "Users served",
-        None,
-        ".0f",
-        lambda r: m.number(m.profile_metrics(r, "serving").get("capacity_users")),
-    ),
-    (
-        "KLD",
-        "mean_kld",
-        ".3g",
-        lambda r: m.number(m.profile_metrics(r, "divergence").get("mean_kld")),
-    ),
-    (
-        "Same top %",
-        None,
-        ".1f",
-        lambda r: m.number(m.profile_metrics(r, "divergence").get("same_top_percent")),
-    ),
-    ("Math %", None, ".0f", lambda r: m.quality_category(m.profile_metrics(r, "quality"), "math")),
-    ("Quality %", None, ".0f", lambda r: m.number(m.dig(r, "derived", "quality_overall"))),
-    (
-        "Max °C",
-        "temperature_c",
-        ".0f",
-        lambda r: m.stress_max_temperature(m.profile_metrics(r, "stress")),
-    ),
-    ("Efficiency", None, ",.0f", lambda r: m.number(m.dig(r, "derived", "efficiency_score"))),
-    ("Cost-benefit", None, ".0f", lambda r: m.number(m.dig(r, "derived", "cost_benefit_score"))),
-)
-
-
-def _no_interval(_: Result) -> None:
-    return None
-
-
-# the columns whose value is a median of repeated runs, with where its interval is kept
-_INTERVALS: dict[str, Callable[[Result], Any]] = {
-    "TTFT s": lambda r: m.estimate(r, "interactive", "ttft_seconds"),
-    "t/s": lambda r: m.estimate(r, "interactive", "tokens_per_second"),
-    "Docs/h": lambda r: m.estimate(r, "batch", "docs_per_hour"),
-}
+# the results table's number columns: every metric the metric table gives an HTML header
+TABLE_COLUMNS: tuple[Metric, ...] = tuple(e for e in METRICS if e.html)
 
 
 def _results_table(results: Sequence[Result]) -> str:
     with_host = spans_hosts(results)
     head = "".join(
         f"<th>{escape(h)}</th>"
-        for h in ("Cell", "Status", "Rating", *(c[0] for c in TABLE_COLUMNS))
+        for h in ("Cell", "Status", "Rating", *(c.html or "" for c in TABLE_COLUMNS))
     )
     rows = []
     for r in results:
@@ -743,10 +660,7 @@ def _results_table(results: Sequence[Result]) -> str:
             f"<td>{escape(str(r.get('status')))}</td>",
             f'<td class="{rating_class(rating)}" data-sort="{m.RATING_POINTS.get(str(rating), -1)}">{escape(str(rating or "not rated"))}</td>',
         ]
-        tds += [
-            _num_td(get(r), metric, digits, _INTERVALS.get(header, _no_interval)(r))
-            for header, metric, digits, get in TABLE_COLUMNS
-        ]
+        tds += [_num_td(column, r) for column in TABLE_COLUMNS]
         rows.append(
             f'<tr data-rating="{escape(str(rating or ""))}" data-status="{escape(str(r.get("status")))}" '
             f'data-profiles="{escape(profiles)}">{"".join(tds)}</tr>'
@@ -787,27 +701,21 @@ def _metric_rows(
 ) -> list[tuple[str, Any, str, str]]:
     """(name, value, threshold text, reading) for the scalar metrics of one profile."""
     rows = []
+    # (shown name, value, the key the metric table knows it by)
     items: list[tuple[str, Any, str]] = [
         (k, v, k) for k, v in metrics.items() if not isinstance(v, dict | list)
     ]
     if profile == "quality":
         for category, score in m.quality_scores(metrics).items():
-            group = next(
-                (g for g, names in m.QUALITY_CATEGORY_ALIASES.items() if category in names),
-                category,
-            )
-            items.append((f"score: {category}", score, f"{group}_score"))
+            items.append((f"score: {category}", score, f"{category}_score"))
     if profile == "long_context":
         for point in m.long_context_points(metrics):
             state = "passed" if point.passed else "failed"
-            reading_key = "context_load_seconds" if point.passed else "failed_context"
-            items.append((f"context {point.size:,} tokens ({state})", point.seconds, reading_key))
-    if profile == "stress":
-        items.append(("max temperature °C", m.stress_max_temperature(metrics), "max_temperature_c"))
-        items.append(("tokens/s drop %", m.stress_tps_drop_percent(metrics), "tps_drop_percent"))
+            items.append((f"context {point.size:,} tokens ({state})", point.seconds, "load_seconds"))
     intervals = metrics.get("measurements")
-    for name, value, metric in items:
-        check = _threshold_for(checks, profile, metric)
+    for name, value, key in items:
+        entry = for_key(profile, key)
+        check = _threshold_for(checks, profile, key)
         threshold = ""
         if check:
             sign = "≥" if check.get("higher_is_better") else "≤"
@@ -819,7 +727,8 @@ def _metric_rows(
         found = m.estimate_from(intervals.get(name)) if isinstance(intervals, Mapping) else None
         if found is not None:
             shown = f"{fmt(value)} ({m.interval_text(found)})"
-        rows.append((name, shown, threshold, m.reading(metric, value) or ""))
+        reading = entry.reading(m.number(value)) if entry else ""
+        rows.append((name, shown, threshold, reading))
     return rows
 
 

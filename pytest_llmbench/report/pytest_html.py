@@ -9,7 +9,6 @@ which xdist serialises with the report; the table hooks on the controller only f
 from __future__ import annotations
 
 import os
-from dataclasses import asdict
 from html import escape
 from pathlib import Path
 from typing import Any
@@ -17,8 +16,10 @@ from typing import Any
 import pytest
 from pytest_html import extras as html_extras
 
+from pytest_llmbench import judge
 from pytest_llmbench import metrics as m
 from pytest_llmbench.keys import SESSION_KEY
+from pytest_llmbench.metric_table import for_key
 from pytest_llmbench.plugin import cell_of, profile_of
 
 COLUMNS = (
@@ -45,11 +46,9 @@ def headline(profile: str, metrics: dict[str, Any]) -> str:
         return f"{metrics['docs_per_hour']:.0f} docs/hour"
     if profile == "quality" and (overall := m.quality_overall(metrics)) is not None:
         return f"{overall:.0f} % quality"
-    if profile == "stress" and (temp := m.stress_max_temperature(metrics)) is not None:
+    if profile == "stress" and (temp := value(metrics.get("max_temperature_c"))) is not None:
         return f"max {temp:.0f} °C"
-    if profile == "embedding" and (
-        ms := m.first_number(metrics, "latency_ms", "median_latency_ms")
-    ):
+    if profile == "embedding" and (ms := value(metrics.get("latency_ms"))) is not None:
         return f"{ms:.1f} ms"
     return ""
 
@@ -67,9 +66,11 @@ def metrics_table(profile: str, metrics: dict[str, Any], checks: list[dict[str, 
             sign = "≥" if check["higher_is_better"] else "≤"
             threshold = f"{sign} {check['threshold']:g} ({'met' if check['met'] else 'missed'})"
         shown = f"{value:.4g}" if isinstance(value, float) else str(value)
+        entry = for_key(profile, name)
+        reading = entry.reading(m.number(value)) if entry else ""
         rows.append(
             f"<tr><td>{escape(name)}</td><td>{escape(shown)}</td><td>{escape(threshold)}</td>"
-            f"<td>{escape(m.reading(name, value) or '')}</td></tr>"
+            f"<td>{escape(reading)}</td></tr>"
         )
     if not rows:
         return f"<p>llmbench: no {escape(profile)} metrics recorded for this test.</p>"
@@ -124,18 +125,18 @@ class HtmlExtras:
         if cell is None or not html_path or bench is None:
             return report
         profile = profile_of(item)
-        record = bench.store.cell(cell)
+        record = bench.store.snapshot(cell.id) or {}
         profile_metrics = m.profile_metrics(record, profile)
-        derived = m.derive_cell(record, asdict(bench.settings))
-        rating = (derived["profile_ratings"] or {}).get(profile)
+        checks = [c for c in judge.threshold_checks(record, bench.settings) if c.profile == profile]
         report.llmbench = {
             "model": cell.model.name,
             "quant": cell.quant,
             "headline": headline(profile, profile_metrics),
-            "rating": rating or "",
+            "rating": judge.rating_of(checks) if checks else "",
         }
         if report.when == "call" or (report.when == "setup" and not report.passed):
-            extra = [html_extras.html(metrics_table(profile, profile_metrics, derived["checks"]))]
+            table = metrics_table(profile, profile_metrics, [c.as_dict() for c in checks])
+            extra = [html_extras.html(table)]
             extra += _log_links(record, profile, html_path)
             report.extras = [*getattr(report, "extras", []), *extra]
         return report

@@ -18,7 +18,6 @@ from typing import Any
 from pytest_llmbench import metrics as m
 from pytest_llmbench import stats
 from pytest_llmbench.client import LlamaClient, RequestFailed
-from pytest_llmbench.config import BatchThresholds
 from pytest_llmbench.monitor import ResourceMonitor, process_rss_mb
 
 SUMMARY_TOKENS = 64
@@ -205,21 +204,3 @@ def measure(
         except RequestFailed as exc:
             error = f"stopped after {len(results)} of {len(documents)} documents: {exc}"
     return BatchMeasurement(tuple(results), len(documents), error, monitor.summary())
-
-
-def rating(measured: BatchMeasurement, limits: BatchThresholds) -> str:
-    """Consistency, degradation and memory growth against their limits; an unfinished run is
-    'failed' (the job would not have completed)."""
-    if not measured.complete:
-        return "failed"
-    pairs = (
-        (measured.cv_percent, limits.max_variance),
-        (measured.degradation_percent, limits.max_degradation),
-        (measured.memory_growth_mb, limits.max_memory_growth_mb),
-    )
-    margins = [
-        m.margin(max(value, 0.0), limit, higher_is_better=False)
-        for value, limit in pairs
-        if value is not None and limit > 0
-    ]
-    return m.rate(margins)

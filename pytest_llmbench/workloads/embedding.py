@@ -22,7 +22,6 @@ from typing import Any
 from pytest_llmbench import metrics as m
 from pytest_llmbench import stats
 from pytest_llmbench.client import LlamaClient, RequestFailed
-from pytest_llmbench.config import EmbeddingThresholds
 from pytest_llmbench.monitor import ResourceMonitor
 
 SERVER_ARGS = ("--embeddings", "--pooling", "mean")
@@ -194,6 +193,10 @@ class EmbeddingMeasurement:
             "norms": {k: round(l2_norm(v), 6) for k, v in self.vectors.items()},
             "similarities": {k: round(v, 4) for k, v in sims.items()},
             "misordered_triplets": misordered_triplets(self.vectors, self.triplets),
+            # wrong shape, norm or range: vectors a search index cannot use
+            "vector_problems": dimension_problems(self.vectors, self.expected_dimension)
+            + norm_problems(self.vectors)
+            + range_problems(self.vectors),
             "error": self.error,
             "peak_rss_mb": self.resources.get("peak_rss_mb"),
             "resources": self.resources,
@@ -239,18 +242,3 @@ def measure(
         error,
         monitor.summary(),
     )
-
-
-def rating(measured: EmbeddingMeasurement, limits: EmbeddingThresholds) -> str:
-    """Latency against its limit; wrong vectors (shape, norm, range) are critical."""
-    broken = (
-        measured.error is not None
-        or bool(dimension_problems(measured.vectors, measured.expected_dimension))
-        or bool(norm_problems(measured.vectors) or range_problems(measured.vectors))
-    )
-    margins = [
-        m.margin(v, limits.max_latency_ms, higher_is_better=False)
-        for v in (measured.latency_ms, measured.batch_latency_ms)
-        if v is not None
-    ]
-    return m.rate(margins, critical_missed=broken)

@@ -23,7 +23,6 @@ from typing import Any
 from pytest_llmbench import metrics as m
 from pytest_llmbench import stats
 from pytest_llmbench.client import LlamaClient, RequestResult
-from pytest_llmbench.config import InteractiveThresholds
 
 STORY_PROMPT = (
     "The lighthouse keeper had not spoken to anyone in three weeks when the boat appeared on "
@@ -50,6 +49,7 @@ class InteractiveMeasurement:
     e2e_s: stats.Estimate
     server_decode_tps: m.Summary | None
     steadiness: float | None  # median per-run CV (%) of 1-s window rates; None: too short
+    stall_ms: float  # a gap longer than this is a stall
     stalls_per_run: float  # median count of gaps over the stall limit
     stall_gaps_ms: tuple[float, ...]  # every stall seen, all runs
     itl_ms: tuple[float, ...]  # every inter-token gap, all runs (information)
@@ -84,6 +84,7 @@ class InteractiveMeasurement:
             "steadiness_note": "n/a: each reply streamed in under 2 s"
             if self.too_short_for_pace
             else None,
+            "stall_ms": self.stall_ms,
             "stalls_per_run": self.stalls_per_run,
             "stalls_total": len(self.stall_gaps_ms),
             "longest_stall_ms": max(self.stall_gaps_ms, default=None),
@@ -164,6 +165,7 @@ def summarise(
         e2e_s=stats.median_interval([r.e2e_s for r in runs]),
         server_decode_tps=m.summarize(server) if server else None,
         steadiness=statistics.median(steadiness) if steadiness else None,
+        stall_ms=stall_ms,
         stalls_per_run=statistics.median(len(s) for s in per_run_stalls),
         stall_gaps_ms=tuple(g for s in per_run_stalls for g in s),
         itl_ms=tuple(1000.0 * g for r in runs for g in r.itl_s),
@@ -171,19 +173,3 @@ def summarise(
         stop_reason=stop_reason,
         target_precision_percent=target_precision_percent,
     )
-
-
-def rating(measured: InteractiveMeasurement, limits: InteractiveThresholds) -> str:
-    """Usability rating from the headline metrics' margins (decode speed and TTFT, both
-    critical).  Steadiness and stalls only pass or fail: a miss makes the profile 'poor', but
-    their distance from the limit never moves a rating, so jitter cannot decide one."""
-    ttft, tps = measured.ttft_s.value, measured.decode_tps.value
-    margins = [
-        m.margin(tps, limits.min_tokens_per_sec, higher_is_better=True),
-        m.margin(ttft, limits.max_time_to_first_token, higher_is_better=False),
-    ]
-    unsteady = measured.steadiness is not None and measured.steadiness > limits.max_variance
-    if unsteady or measured.stalls_per_run > limits.max_stalls:
-        margins.append(-1.0)
-    critical = tps < limits.min_tokens_per_sec or ttft > limits.max_time_to_first_token
-    return m.rate(margins, critical_missed=critical)

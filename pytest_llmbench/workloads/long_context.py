@@ -24,7 +24,6 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from pytest_llmbench import metrics as m
 from pytest_llmbench.client import LlamaClient, RequestFailed
 from pytest_llmbench.keys import SESSION_KEY
 from pytest_llmbench.monitor import ResourceMonitor, swap_growth_mb
@@ -290,18 +289,3 @@ class ContextBench:
             "peak_rss_mb": max(rss, default=None),
             "swap_growth_mb": max(swaps, default=None),
         }
-
-
-def rating(bench: ContextBench) -> str | None:
-    """Load time against its limit at every size; a size that misses is critical (the window
-    cannot be used at that size).  None before any size was measured."""
-    runs = list(bench.runs.values())
-    if not runs:
-        return None
-    limit = bench.max_load_seconds
-    margins = [
-        m.margin(r.load_seconds, limit, higher_is_better=False)
-        for r in runs
-        if r.load_seconds is not None
-    ]
-    return m.rate(margins, critical_missed=not all(bench.passed(r) for r in runs))

@@ -31,7 +31,7 @@ import pytest
 
 from pytest_llmbench import metrics as m
 from pytest_llmbench.client import LlamaClient, RequestFailed
-from pytest_llmbench.config import ConfigError, QualityThresholds, Settings
+from pytest_llmbench.config import ConfigError, Settings
 from pytest_llmbench.monitor import ResourceMonitor
 from pytest_llmbench.termination import BITS_PER_WEIGHT
 
@@ -346,29 +346,6 @@ def measure(
                 continue
             answers.append(Answer(q, result.text, score(q.scorer, result.text)))
     return QualityMeasurement(tuple(answers), monitor.summary())
-
-
-def minimum_score(limits: QualityThresholds, category: str) -> float:
-    return {
-        "math": limits.min_math_score,
-        "comprehension": limits.min_comprehension_score,
-        "reasoning": limits.min_reasoning_score,
-        "format": limits.min_format_compliance,
-    }[category]
-
-
-def rating(measured: QualityMeasurement, limits: QualityThresholds) -> str:
-    """Category scores against their minimums; misses are 'poor', never 'failed' (the model
-    still works, less accurately), but a server that errored is 'failed'."""
-    if measured.errors:
-        return "failed"
-    scores = measured.scores
-    margins = [
-        m.margin(scores[c], minimum_score(limits, c), higher_is_better=True)
-        for c in CATEGORIES
-        if c in scores
-    ]
-    return m.rate(margins)
 
 
 # ------------------------------------------------------------------ across quantizations

@@ -25,7 +25,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from pytest_llmbench import metrics as m
 from pytest_llmbench.client import LlamaClient, RequestFailed, RequestResult
 from pytest_llmbench.config import Settings, StressThresholds
 from pytest_llmbench.monitor import NOT_AVAILABLE, ResourceMonitor, ResourceSample
@@ -349,23 +348,3 @@ def run_for_settings(
     interval = sample_interval(duration, limits.sample_interval)
     result = run(server, duration, interval, limits.abort_temperature, progress)
     return dataclasses.replace(result, chosen_because=chosen_because)
-
-
-def rating(measured: StressRun, limits: StressThresholds, allow_swap: bool) -> str:
-    """Temperature and tokens/s stability against their limits; an aborted run, throttling or
-    swapping is critical (the machine cannot sustain this configuration)."""
-    margins = []
-    if measured.max_temperature_c is not None:
-        margins.append(
-            m.margin(measured.max_temperature_c, limits.max_temperature, higher_is_better=False)
-        )
-    drop = measured.tps_drop_percent
-    if drop is not None:
-        margins.append(m.margin(max(drop, 0.0), limits.max_tps_drop, higher_is_better=False))
-    swap = measured.resources.get("swap_growth_mb")
-    critical = (
-        measured.aborted is not None
-        or measured.throttled is True
-        or (not allow_swap and isinstance(swap, int | float) and swap > 0)
-    )
-    return m.rate(margins, critical_missed=critical)
