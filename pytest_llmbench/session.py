@@ -195,9 +195,9 @@ class BenchSession:
         """The registry keeps each cell's latest headline numbers beside its status."""
         if self.registry is None:
             return
-        profiles = self.store.cell(cell)["profiles"]
-        interactive = profiles.get("interactive", {}).get("metrics", {})
-        quality = profiles.get("quality", {}).get("metrics", {})
+        profiles = self.store.cell(cell).profiles
+        interactive = profiles["interactive"].metrics if "interactive" in profiles else {}
+        quality = profiles["quality"].metrics if "quality" in profiles else {}
         scores = {**(quality.get("scores") or {}), "overall": quality.get("overall")}
         try:
             self.registry.record_metrics(
@@ -330,8 +330,10 @@ class BenchSession:
         """What the finished cell teaches the rules, from its load outcome and its metrics."""
         run = self.runs.get(cell.id)
         record = self.store.cell(cell)
-        rss_mb = record["server"].get("rss_after_load_mb")
-        interactive = record["profiles"].get("interactive", {}).get("metrics", {})
+        rss_mb = record.server.get("rss_after_load_mb")
+        interactive = (
+            record.profiles["interactive"].metrics if "interactive" in record.profiles else {}
+        )
         limits = self.settings.thresholds.interactive
         load_error = run.load_error if run else None
         perf = termination.performance_failure(
@@ -343,7 +345,7 @@ class BenchSession:
             size_class=cell.model.size,
             params_b=cell.model.params_b,
             quant=cell.quant,
-            file_bytes=record["file"].get("size_bytes"),
+            file_bytes=record.file.get("size_bytes"),
             rss_bytes=int(rss_mb * 2**20) if rss_mb else None,
             load_failed=bool(load_error),
             out_of_memory=bool(load_error) and termination.is_out_of_memory(load_error),
