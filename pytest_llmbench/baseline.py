@@ -28,6 +28,7 @@ from typing import Any
 
 from pytest_llmbench import metrics as m
 from pytest_llmbench import stats
+from pytest_llmbench.errors import USAGE_ERROR, LlmbenchError
 from pytest_llmbench.models import atomic_write_text
 from pytest_llmbench.recommend import enrich_report, settings_of
 from pytest_llmbench.report.merge import ReportError, load_report
@@ -40,8 +41,10 @@ _EXPR = re.compile(
 _EPSILON = 1e-9  # a change exactly at the limit passes, whatever the float rounding
 
 
-class BaselineError(Exception):
+class BaselineError(LlmbenchError):
     """A bad baseline name, path or --llm-compare-fail expression, worded as one line."""
+
+    exit_code = USAGE_ERROR
 
 
 @dataclass(frozen=True)
