@@ -1,9 +1,10 @@
 """The ``llmbench`` command.
 
 Each command group registers itself with :func:`build_parser` through a small ``add_*``
-function that sets ``handler`` on its sub-parsers; ``main`` only dispatches.  A user's mistake
-(a missing or malformed file) is one line on stderr and exit code 4, like the plugin's usage
-errors; argparse's own errors keep its exit code 2.
+function that sets ``handler`` on its sub-parsers; ``main`` dispatches and is the one place
+that reports errors: each of ours (:mod:`pytest_llmbench.errors`) is one line on stderr and its
+exit code, 4 for a user's mistake (a missing or malformed file), like the plugin's usage errors,
+1 for a failure; argparse's own errors keep its exit code 2.
 """
 
 from __future__ import annotations
@@ -11,13 +12,13 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from pytest_llmbench import baseline, hub
-from pytest_llmbench.binaries import ToolNotFound, find_tool
+from pytest_llmbench.binaries import find_tool
 from pytest_llmbench.config import (
     Catalog,
     ConfigError,
@@ -28,6 +29,7 @@ from pytest_llmbench.config import (
     load_catalog,
     load_settings,
 )
+from pytest_llmbench.errors import LlmbenchError, UsageError
 from pytest_llmbench.hub import human_bytes
 from pytest_llmbench.matrix import Cell, ci_models, model_cells
 from pytest_llmbench.model_info import (
@@ -67,8 +69,8 @@ from pytest_llmbench.registry import (
 from pytest_llmbench.report.benchmark_json import write_benchmark_json
 from pytest_llmbench.report.csv_report import write_csv
 from pytest_llmbench.report.html_report import write_html
-from pytest_llmbench.report.merge import ReportError, load_report, merge_reports
-from pytest_llmbench.server_options import OptionError, merge
+from pytest_llmbench.report.merge import load_report, merge_reports
+from pytest_llmbench.server_options import merge
 from pytest_llmbench.system import usable_cores
 from pytest_llmbench.variants import (
     Setting,
@@ -78,13 +80,6 @@ from pytest_llmbench.variants import (
     effective,
     variant_entries,
 )
-
-USAGE_ERROR = 4
-
-
-class UsageError(Exception):
-    """A mistake the user can fix; printed as one line, exit code 4."""
-
 
 # ------------------------------------------------------------------ report
 
@@ -128,10 +123,7 @@ def _report_render(args: argparse.Namespace) -> int:
 
 
 def _report_compare(args: argparse.Namespace) -> int:
-    try:
-        thresholds = baseline.parse_thresholds(args.fail, "--fail")
-    except baseline.BaselineError as exc:
-        raise UsageError(str(exc)) from None
+    thresholds = baseline.parse_thresholds(args.fail, "--fail")
     comparison = baseline.compare(
         load_report(args.base), load_report(args.current), thresholds, str(args.base)
     )
@@ -280,14 +272,11 @@ def _project(args: argparse.Namespace) -> _Project:
     """The catalog, settings and registry a run from the catalog's directory would use."""
     root = args.models.resolve().parent
     thresholds = args.thresholds or root / "thresholds.yaml"
-    try:
-        catalog = load_catalog(args.models)
-        if args.thresholds or thresholds.is_file():
-            settings = load_settings(thresholds)
-        else:
-            settings = Settings(base_dir=root)
-    except ConfigError as exc:
-        raise UsageError(str(exc)) from None
+    catalog = load_catalog(args.models)
+    if args.thresholds or thresholds.is_file():
+        settings = load_settings(thresholds)
+    else:
+        settings = Settings(base_dir=root)
     return _Project(catalog, settings, Registry(registry_path(args.registry, settings, root)))
 
 
@@ -396,18 +385,6 @@ def _compat_reset(args: argparse.Namespace) -> int:
     return 0
 
 
-def _registry_errors(handler: Callable[[argparse.Namespace], int]) -> Callable[..., int]:
-    """Registry and option problems are the user's to fix: one line, like every usage error."""
-
-    def run(args: argparse.Namespace) -> int:
-        try:
-            return handler(args)
-        except (RegistryError, OptionError) as exc:
-            raise UsageError(str(exc)) from None
-
-    return run
-
-
 def add_compat_commands(commands: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     compat = commands.add_parser(
         "compat",
@@ -420,11 +397,11 @@ def add_compat_commands(commands: argparse._SubParsersAction) -> None:  # type: 
     listing = sub.add_parser("list", parents=[common], help="every recorded cell and its status")
     listing.add_argument("--all", action="store_true", help="also the catalog's untested cells")
     listing.add_argument("--json", action="store_true", help="print the records as JSON")
-    listing.set_defaults(handler=_registry_errors(_compat_list))
+    listing.set_defaults(handler=_compat_list)
     show = sub.add_parser("show", parents=[common], help="one cell's full record")
     show.add_argument("id", metavar="CELL")
     show.add_argument("--json", action="store_true", help="print the record as JSON")
-    show.set_defaults(handler=_registry_errors(_compat_show))
+    show.set_defaults(handler=_compat_show)
     set_ = sub.add_parser(
         "set", parents=[common], help="set a cell's status, notes or custom load config"
     )
@@ -437,12 +414,12 @@ def add_compat_commands(commands: argparse._SubParsersAction) -> None:  # type: 
         help='llama-server option overrides, e.g. \'{"ctx_size": 4096, "flash_attn": "on"}\' '
         "('{}' clears)",
     )
-    set_.set_defaults(handler=_registry_errors(_compat_set))
+    set_.set_defaults(handler=_compat_set)
     reset = sub.add_parser(
         "reset", parents=[common], help="back to unknown, so the next run tries the cell again"
     )
     reset.add_argument("id", metavar="CELL")
-    reset.set_defaults(handler=_registry_errors(_compat_reset))
+    reset.set_defaults(handler=_compat_reset)
 
 
 def _variant(project: _Project, model_id: str, name: str | None) -> tuple[Model, Variant | None]:
@@ -596,7 +573,7 @@ def add_variants_commands(commands: argparse._SubParsersAction) -> None:  # type
     common = _project_options()
     listing = sub.add_parser("list", parents=[common], help="a model's variants and their status")
     listing.add_argument("id", metavar="MODEL")
-    listing.set_defaults(handler=_registry_errors(_variants_list))
+    listing.set_defaults(handler=_variants_list)
     cell_options_ = argparse.ArgumentParser(add_help=False)
     cell_options_.add_argument("id", metavar="MODEL")
     cell_options_.add_argument("variant", metavar="VARIANT")
@@ -613,7 +590,7 @@ def add_variants_commands(commands: argparse._SubParsersAction) -> None:  # type
         parents=[common, cell_options_],
         help="effective settings, each marked default / override / inherit / inactive",
     )
-    show.set_defaults(handler=_registry_errors(_variants_show))
+    show.set_defaults(handler=_variants_show)
     set_ = sub.add_parser("set", parents=[common], help="override, inherit or drop one option")
     set_.add_argument("id", metavar="MODEL")
     set_.add_argument("variant", metavar="VARIANT")
@@ -623,18 +600,16 @@ def add_variants_commands(commands: argparse._SubParsersAction) -> None:  # type
     how.add_argument("--inherit", action="store_true", help="use the default (value ignored)")
     how.add_argument("--inactive", action="store_true", help="drop it from the command line")
     how.add_argument("--clear", action="store_true", help="forget the edit: models.yaml applies")
-    set_.set_defaults(handler=_registry_errors(_variants_set))
+    set_.set_defaults(handler=_variants_set)
     export = sub.add_parser(
         "export",
         parents=[common, cell_options_],
         help="the effective llama-server arguments as JSON (after --model/--host/--port)",
     )
-    export.set_defaults(handler=_registry_errors(_variants_export))
+    export.set_defaults(handler=_variants_export)
 
 
 # ------------------------------------------------------------------ models
-
-CONFIG_ERROR = USAGE_ERROR  # a bad models.yaml / thresholds.yaml / id: one line, like the plugin
 
 
 def _say(message: str) -> None:
@@ -928,22 +903,6 @@ def _models_info(args: argparse.Namespace) -> int:
     return 0
 
 
-def _model_errors(handler: Callable[[argparse.Namespace], int]) -> Callable[..., int]:
-    """One line on stderr: exit 4 for the user's configuration, 1 for what went wrong."""
-
-    def run(args: argparse.Namespace) -> int:
-        try:
-            return handler(args)
-        except ConfigError as exc:
-            print(f"llmbench: error: {exc}", file=sys.stderr)
-            return CONFIG_ERROR
-        except (ModelUnavailable, ModelCorrupt, ToolNotFound) as exc:
-            print(f"llmbench: error: {exc}", file=sys.stderr)
-            return 1
-
-    return run
-
-
 def add_models_commands(commands: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     models = commands.add_parser(
         "models",
@@ -968,7 +927,7 @@ def add_models_commands(commands: argparse._SubParsersAction) -> None:  # type: 
         action="store_true",
         help="print just the model ids as one JSON array (a CI job matrix) instead of the table",
     )
-    listing.set_defaults(handler=_model_errors(_models_list))
+    listing.set_defaults(handler=_models_list)
     download = sub.add_parser(
         "download",
         parents=[common],
@@ -984,20 +943,20 @@ def add_models_commands(commands: argparse._SubParsersAction) -> None:  # type: 
         help="print what would be fetched and its size; downloads nothing (sizes from "
         "file_sizes_gb, else the hub's metadata unless offline)",
     )
-    download.set_defaults(handler=_model_errors(_models_download))
+    download.set_defaults(handler=_models_download)
     verify = sub.add_parser(
         "verify",
         parents=[common],
         help="re-hash every file in metadata.json; exit 1 on any mismatch",
     )
-    verify.set_defaults(handler=_model_errors(_models_verify))
+    verify.set_defaults(handler=_models_verify)
     forget = sub.add_parser(
         "forget",
         parents=[common],
         help="drop a file's record from metadata.json (the next run checks it afresh)",
     )
     forget.add_argument("target", metavar="ID|PATH", help="a file, a cell id or a model id")
-    forget.set_defaults(handler=_model_errors(_models_forget))
+    forget.set_defaults(handler=_models_forget)
     rehash_ = sub.add_parser(
         "rehash",
         parents=[common],
@@ -1006,7 +965,7 @@ def add_models_commands(commands: argparse._SubParsersAction) -> None:  # type: 
     rehash_.add_argument(
         "target", nargs="?", metavar="ID|PATH", help="default: every recorded file"
     )
-    rehash_.set_defaults(handler=_model_errors(_models_rehash))
+    rehash_.set_defaults(handler=_models_rehash)
     derive = sub.add_parser(
         "derive",
         parents=[common],
@@ -1014,7 +973,7 @@ def add_models_commands(commands: argparse._SubParsersAction) -> None:  # type: 
     )
     derive.add_argument("ids", nargs="*", metavar="ID", help="model ids (default: all)")
     derive.add_argument("--quant", action="append", metavar="Q", help="a quant (repeatable)")
-    derive.set_defaults(handler=_model_errors(_models_derive))
+    derive.set_defaults(handler=_models_derive)
     info = sub.add_parser(
         "info",
         parents=[common],
@@ -1026,7 +985,7 @@ def add_models_commands(commands: argparse._SubParsersAction) -> None:  # type: 
     info.add_argument(
         "--hub", action="store_true", help="ask the hub for the model card when none is recorded"
     )
-    info.set_defaults(handler=_model_errors(_models_info))
+    info.set_defaults(handler=_models_info)
 
 
 # ------------------------------------------------------------------ entry point
@@ -1048,9 +1007,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return int(args.handler(args))
-    except (UsageError, ReportError) as exc:
+    except LlmbenchError as exc:
         print(f"llmbench: error: {exc}", file=sys.stderr)
-        return USAGE_ERROR
+        return exc.exit_code
 
 
 if __name__ == "__main__":
