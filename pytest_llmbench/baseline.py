@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from pytest_llmbench import stats
+from pytest_llmbench.errors import USAGE_ERROR, LlmbenchError
 from pytest_llmbench.judge import derive_results
 from pytest_llmbench.metric_table import COMPARED, Metric
 from pytest_llmbench.models import atomic_write_text
@@ -41,8 +42,10 @@ _EXPR = re.compile(
 _EPSILON = 1e-9  # a change exactly at the limit passes, whatever the float rounding
 
 
-class BaselineError(Exception):
+class BaselineError(LlmbenchError):
     """A bad baseline name, path or --llm-compare-fail expression, worded as one line."""
+
+    exit_code = USAGE_ERROR
 
 
 # the headline metrics (the metric table's ``compare`` names): the profiles' figures first, then

@@ -8,8 +8,10 @@ import subprocess
 from importlib.metadata import PackageNotFoundError, distribution
 from pathlib import Path
 
+from pytest_llmbench.errors import LlmbenchError
 
-class ToolNotFound(Exception):
+
+class ToolNotFound(LlmbenchError):
     """The llama.cpp program could not be found anywhere we look."""
 
 

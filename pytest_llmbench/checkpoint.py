@@ -42,6 +42,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from pytest_llmbench.config import Settings
+from pytest_llmbench.errors import USAGE_ERROR, LlmbenchError
 from pytest_llmbench.matrix import Cell
 from pytest_llmbench.models import atomic_write_text
 from pytest_llmbench.results import ResultStore
@@ -58,8 +59,10 @@ RESUMED_PREFIX = "resumed: completed in the checkpointed run of"
 UNHASHED_SETTINGS = ("output", "logging", "registry", "model_dir", "base_dir")
 
 
-class CheckpointError(Exception):
+class CheckpointError(LlmbenchError):
     """A checkpoint that cannot be used; the message is one line naming the file and the fix."""
+
+    exit_code = USAGE_ERROR
 
 
 def timestamp(seconds: float | None = None) -> str:

@@ -25,8 +25,10 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
+from pytest_llmbench.errors import LlmbenchError
 
-class RequestFailed(Exception):
+
+class RequestFailed(LlmbenchError):
     """The server answered with an error, or the stream broke off before it finished."""
 
 

@@ -17,6 +17,7 @@ from typing import Any
 import yaml
 
 from pytest_llmbench import stats
+from pytest_llmbench.errors import USAGE_ERROR, LlmbenchError
 from pytest_llmbench.server_options import OptionError, check
 from pytest_llmbench.workloads.finetune import too_short
 
@@ -45,8 +46,10 @@ PROFILES = (
 )
 
 
-class ConfigError(Exception):
+class ConfigError(LlmbenchError):
     """A user's configuration mistake, worded as a single actionable line."""
+
+    exit_code = USAGE_ERROR
 
     def __init__(self, file: str | Path, key: str, value: Any, expected: str) -> None:
         self.file, self.key, self.value, self.expected = str(file), key, value, expected

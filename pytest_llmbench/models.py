@@ -28,16 +28,17 @@ from filelock import FileLock
 
 from pytest_llmbench import termination
 from pytest_llmbench.config import Catalog, LlamaCppSettings, Model, PackageSource
+from pytest_llmbench.errors import LlmbenchError
 from pytest_llmbench.matrix import Cell
 
 METADATA_FILE = "metadata.json"
 
 
-class ModelUnavailable(Exception):
+class ModelUnavailable(LlmbenchError):
     """The file for a cell is not on this machine; the message says how to get it."""
 
 
-class ModelCorrupt(Exception):
+class ModelCorrupt(LlmbenchError):
     """A file exists but does not match its recorded checksum."""
 
 

@@ -12,6 +12,7 @@ import pytest
 from pytest_llmbench import baseline, checkpoint, parallel
 from pytest_llmbench import config as cfg
 from pytest_llmbench.client import RequestFailed
+from pytest_llmbench.errors import usage_errors
 from pytest_llmbench.keys import (
     BASELINE_KEY,
     BASELINE_OUTCOME_KEY,
@@ -197,19 +198,15 @@ def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line(
         "markers", "xdist_group(name): run all tests of one group on one xdist worker"
     )
-    try:
+    with usage_errors():
         session = build_session(config)
-    except cfg.ConfigError as exc:
-        raise pytest.UsageError(str(exc)) from None
     config.stash[SESSION_KEY] = session
     workerinput = getattr(config, "workerinput", None)
     config.stash[BASELINE_KEY] = _baseline_plan(config, load=workerinput is None)
     _check_stress_source(config.option.llm_stress_from)
     if workerinput is None:  # the controller owns the checkpoint
-        try:
+        with usage_errors():
             progress = checkpoint.start(session, _selection(config), config.option.llm_resume)
-        except checkpoint.CheckpointError as exc:
-            raise pytest.UsageError(str(exc)) from None
         config.stash[PROGRESS_KEY] = progress
         config.stash[RESUMED_KEY] = progress.resumed()
     else:
@@ -225,10 +222,8 @@ def pytest_configure(config: pytest.Config) -> None:
 
 def _check_stress_source(source: str | None) -> None:
     if source:
-        try:
+        with usage_errors("--llm-stress-from: "):
             load_report(Path(source).expanduser())
-        except ReportError as exc:
-            raise pytest.UsageError(f"--llm-stress-from: {exc}") from None
 
 
 def _baseline_plan(config: pytest.Config, load: bool) -> baseline.Plan | None:
@@ -236,7 +231,7 @@ def _baseline_plan(config: pytest.Config, load: bool) -> baseline.Plan | None:
     directory = baseline.baseline_dir(
         opt.llm_baseline_dir, config.getini("llmbench_baseline_dir"), rootdir, Path.cwd()
     )
-    try:
+    with usage_errors():
         return baseline.Plan.from_options(
             directory,
             opt.llm_save_baseline,
@@ -245,8 +240,6 @@ def _baseline_plan(config: pytest.Config, load: bool) -> baseline.Plan | None:
             Path.cwd(),
             load,
         )
-    except baseline.BaselineError as exc:
-        raise pytest.UsageError(str(exc)) from None
 
 
 def _selection(config: pytest.Config) -> dict[str, object]:

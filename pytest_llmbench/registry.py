@@ -24,6 +24,7 @@ from filelock import FileLock, Timeout
 
 from pytest_llmbench import server_options
 from pytest_llmbench.config import VARIANT_MODES, Settings, VariantOption
+from pytest_llmbench.errors import USAGE_ERROR, LlmbenchError
 
 if TYPE_CHECKING:
     from pytest_llmbench.matrix import Cell
@@ -72,12 +73,16 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
 SCHEMA_VERSION = len(MIGRATIONS)
 
 
-class RegistryError(Exception):
+class RegistryError(LlmbenchError):
     """The registry file cannot be used (unreadable, locked too long, newer schema, bad value)."""
 
+    exit_code = USAGE_ERROR
 
-class LoadConfigError(ValueError):
+
+class LoadConfigError(LlmbenchError, ValueError):
     """A load_config that is not a JSON object of known llama-server options; says which key."""
+
+    exit_code = USAGE_ERROR
 
 
 def validate_load_config(data: Any) -> dict[str, Any]:

@@ -25,6 +25,7 @@ from typing import Any
 import psutil
 
 from pytest_llmbench.client import json_headers
+from pytest_llmbench.errors import LlmbenchError
 
 HOST = "127.0.0.1"
 # llama-server reads its --api-key from here; the environment keeps the key out of the command
@@ -33,7 +34,7 @@ API_KEY_ENV = "LLAMA_API_KEY"
 _PR_SET_PDEATHSIG = 1
 
 
-class ServerError(Exception):
+class ServerError(LlmbenchError):
     """llama-server could not be started or stopped answering; the message quotes its log."""
 
 

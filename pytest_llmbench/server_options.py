@@ -11,6 +11,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from pytest_llmbench.errors import USAGE_ERROR, LlmbenchError
+
 # key -> (flag, type); bool options are flags without a value.
 OPTION_MAP: dict[str, tuple[str, type]] = {
     "ctx_size": ("--ctx-size", int),
@@ -43,8 +45,10 @@ CHOICES = {
 }
 
 
-class OptionError(ValueError):
+class OptionError(LlmbenchError, ValueError):
     """An option key or value the server would reject; the message names the key and why."""
+
+    exit_code = USAGE_ERROR
 
 
 def check(key: str, value: Any) -> Any:

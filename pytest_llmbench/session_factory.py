@@ -11,6 +11,7 @@ import pytest
 from pytest_llmbench import config as cfg
 from pytest_llmbench import parallel, remote
 from pytest_llmbench.binaries import ToolNotFound, find_tool
+from pytest_llmbench.errors import UsageError
 from pytest_llmbench.matrix import select_cells
 from pytest_llmbench.registry import Registry, registry_path
 from pytest_llmbench.report.progress_lines import progress_writer
@@ -128,7 +129,7 @@ def _check_named_server(option: str | None, settings: cfg.Settings, path: Path |
         message = str(exc)
         if configured and not option:
             message = message.replace("--llm-server-bin", f"{path}: llama_cpp.server_path =", 1)
-        raise pytest.UsageError(message) from None
+        raise UsageError(message) from None
 
 
 def _resolve(value: str, settings: cfg.Settings, base: Path | None) -> Path:

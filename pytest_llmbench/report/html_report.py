@@ -14,6 +14,7 @@ import json
 import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from html import escape
+from importlib import resources
 from pathlib import Path
 from typing import Any
 
@@ -29,117 +30,16 @@ LOG_TAIL_LINES = 200
 LOG_TAIL_BYTES = 64 * 1024
 MAX_VALUE_CHARS = 160  # a GGUF value longer than this (a chat template) is shown cut short
 
-CSS = """
-:root { --ink: #1b1f23; --muted: #57606a; --line: #d0d7de; --panel: #f6f8fa;
-  --excellent: #1a9850; --good: #91cf60; --acceptable: #fee08b; --poor: #fc8d59;
-  --failed: #d73027; --none: #e6e6e6; }
-* { box-sizing: border-box; -webkit-print-color-adjust: exact; print-color-adjust: exact; }
-body { font: 14px/1.45 system-ui, -apple-system, "Segoe UI", Roboto, sans-serif; color: var(--ink);
-  margin: 0 auto; max-width: 1200px; padding: 16px 24px 48px; }
-h1 { font-size: 24px; margin: 8px 0 2px; } h2 { font-size: 19px; margin: 28px 0 8px;
-  border-bottom: 2px solid var(--line); padding-bottom: 4px; } h3 { font-size: 15px; margin: 16px 0 6px; }
-.subtitle, .note { color: var(--muted); }
-table { border-collapse: collapse; margin: 6px 0 12px; }
-th, td { border: 1px solid var(--line); padding: 3px 7px; text-align: left; vertical-align: top; }
-th { background: var(--panel); } td.num { text-align: right; font-variant-numeric: tabular-nums; }
-.r-excellent { background: var(--excellent); color: #fff; } .r-good { background: var(--good); }
-.r-acceptable { background: var(--acceptable); } .r-poor { background: var(--poor); }
-.r-failed { background: var(--failed); color: #fff; } .r-none { background: var(--none); color: var(--muted); }
-.badge { display: inline-block; padding: 0 6px; border-radius: 3px; font-size: 12px; }
-.best { border: 2px solid var(--excellent); border-radius: 6px; padding: 8px 14px; margin: 8px 0 12px; }
-.best h3 { margin-top: 4px; } .usecases { display: grid; grid-template-columns: repeat(auto-fit, minmax(480px, 1fr)); gap: 4px 24px; }
-ul.recs { list-style: none; padding-left: 4px; margin: 4px 0; } ul.recs li { margin: 2px 0; }
-.mark-ok { color: var(--excellent); font-weight: bold; } .mark-warn { color: #b8860b; font-weight: bold; }
-.mark-bad { color: var(--failed); font-weight: bold; }
-table.heatmap td { min-width: 92px; text-align: center; } table.heatmap td a { color: inherit; text-decoration: none; display: block; }
-table.heatmap small { display: block; font-size: 11px; }
-.charts { display: grid; grid-template-columns: repeat(auto-fit, minmax(520px, 1fr)); gap: 12px; }
-figure { margin: 0; border: 1px solid var(--line); border-radius: 6px; padding: 6px; break-inside: avoid; }
-figcaption { color: var(--muted); font-size: 12px; padding: 0 4px; }
-svg.chart { width: 100%; height: auto; display: block; font-size: 11px; }
-svg .chart-title { font-size: 14px; font-weight: 600; } svg .plot-area { fill: #fff; stroke: var(--line); }
-svg .grid { stroke: #eaeef2; } svg .tick { fill: var(--muted); } svg .axis-label { fill: var(--ink); font-size: 12px; }
-svg .series-line { fill: none; stroke-width: 2; } svg .empty-note { fill: var(--muted); font-size: 14px; }
-svg .error-bar { fill: none; stroke-width: 1.5; }
-.scroll { overflow-x: auto; } #results-table { font-size: 12.5px; }
-#results-table td:first-child { white-space: nowrap; }
-.controls { display: flex; flex-wrap: wrap; gap: 10px; align-items: center; margin: 6px 0; }
-.controls input, .controls select { font: inherit; padding: 2px 6px; }
-table.sortable th { cursor: pointer; user-select: none; white-space: nowrap; }
-table.sortable th[aria-sort="ascending"]::after { content: " ▲"; } table.sortable th[aria-sort="descending"]::after { content: " ▼"; }
-td[title], span[title] { text-decoration: underline dotted #8c959f; text-underline-offset: 3px; }
-details.cell { border: 1px solid var(--line); border-radius: 6px; margin: 6px 0; padding: 4px 10px; }
-details.cell > summary { cursor: pointer; font-weight: 600; }
-details.model-info { margin: 6px 0; } details.model-info > summary { cursor: pointer; }
-p.external { border-left: 4px solid var(--acceptable); padding: 4px 10px; background: var(--panel); }
-pre { background: var(--panel); border: 1px solid var(--line); padding: 8px; overflow-x: auto;
-  font-size: 12px; white-space: pre-wrap; word-break: break-all; max-height: 480px; }
-@media print {
-  body { max-width: none; padding: 0; font-size: 10pt; } .controls { display: none; }
-  a { color: inherit; text-decoration: none; } pre { max-height: none; }
-  .scroll { overflow: visible; } #results-table { font-size: 8pt; }
-  .charts { grid-template-columns: 1fr 1fr; } h2 { break-after: avoid; } tr, li { break-inside: avoid; }
-}
-"""
 
-SCRIPT = """
-(function () {
-  "use strict";
-  function key(row, index) {
-    var cell = row.cells[index];
-    if (!cell) { return ""; }
-    var value = cell.getAttribute("data-sort");
-    return value === null ? cell.textContent.trim() : value;
-  }
-  function sortTable(table, index, th) {
-    var body = table.tBodies[0];
-    var rows = Array.prototype.slice.call(body.rows);
-    var dir = th.getAttribute("aria-sort") === "ascending" ? -1 : 1;
-    Array.prototype.forEach.call(th.parentNode.cells, function (c) { c.removeAttribute("aria-sort"); });
-    th.setAttribute("aria-sort", dir === 1 ? "ascending" : "descending");
-    rows.sort(function (a, b) {
-      var x = key(a, index), y = key(b, index);
-      if (x === "" || y === "") { return x === y ? 0 : (x === "" ? 1 : -1); }
-      var nx = Number(x), ny = Number(y);
-      var cmp = (!isNaN(nx) && !isNaN(ny)) ? nx - ny : x.localeCompare(y);
-      return dir * cmp;
-    });
-    rows.forEach(function (row) { body.appendChild(row); });
-  }
-  document.querySelectorAll("table.sortable").forEach(function (table) {
-    Array.prototype.forEach.call(table.tHead.rows[0].cells, function (th, index) {
-      th.tabIndex = 0;
-      th.addEventListener("click", function () { sortTable(table, index, th); });
-      th.addEventListener("keydown", function (event) {
-        if (event.key === "Enter") { sortTable(table, index, th); }
-      });
-    });
-  });
-  function value(id) { var el = document.getElementById(id); return el ? el.value : ""; }
-  function applyFilters() {
-    var text = value("filter-text").toLowerCase();
-    var rating = value("filter-rating"), status = value("filter-status"), usecase = value("filter-usecase");
-    var shown = 0;
-    document.querySelectorAll("#results-table tbody tr").forEach(function (row) {
-      var ok = (!text || row.textContent.toLowerCase().indexOf(text) >= 0) &&
-        (!rating || row.getAttribute("data-rating") === rating) &&
-        (!status || row.getAttribute("data-status") === status) &&
-        (!usecase || (" " + row.getAttribute("data-profiles") + " ").indexOf(" " + usecase + " ") >= 0);
-      row.hidden = !ok;
-      if (ok) { shown += 1; }
-    });
-    var count = document.getElementById("filter-count");
-    if (count) { count.textContent = shown + " shown"; }
-  }
-  document.querySelectorAll("[data-filter]").forEach(function (el) {
-    el.addEventListener("input", applyFilters);
-    el.addEventListener("change", applyFilters);
-  });
-  window.addEventListener("beforeprint", function () {
-    document.querySelectorAll("details").forEach(function (d) { d.open = true; });
-  });
-})();
-"""
+def _asset(name: str) -> str:
+    """A stylesheet or script shipped in report/assets, where it can be read and linted as
+    itself; the page inlines it, so it stays one file that opens offline."""
+    return (resources.files("pytest_llmbench.report") / "assets" / name).read_text(encoding="utf-8")
+
+
+# each opens on a line of its own inside <style> and <script>
+CSS = "\n" + _asset("report.css")
+SCRIPT = "\n" + _asset("report.js")
 
 MARK_CLASS = {"✓": "mark-ok", "⚠": "mark-warn", "✗": "mark-bad"}
 

@@ -14,11 +14,14 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from pytest_llmbench.errors import USAGE_ERROR, LlmbenchError
 from pytest_llmbench.report.json_report import READABLE_VERSIONS, SCHEMA_VERSION
 
 
-class ReportError(Exception):
+class ReportError(LlmbenchError):
     """A report file that cannot be used, worded as one line naming the file."""
+
+    exit_code = USAGE_ERROR
 
 
 def load_report(path: Path) -> dict[str, Any]:

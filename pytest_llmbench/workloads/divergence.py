@@ -26,12 +26,13 @@ from typing import Any
 
 from filelock import FileLock
 
+from pytest_llmbench.errors import LlmbenchError
 from pytest_llmbench.models import atomic_write_text
 
 TIMEOUT_S = 3600.0  # one llama-perplexity run; a 7B model over 8k tokens on a small CPU
 
 
-class DivergenceError(Exception):
+class DivergenceError(LlmbenchError):
     """llama-perplexity failed or printed no statistics; the message ends with its last lines."""
 
 

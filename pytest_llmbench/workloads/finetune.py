@@ -21,13 +21,15 @@ from typing import Any
 
 import psutil
 
+from pytest_llmbench.errors import LlmbenchError
+
 # Training keeps the weights, their gradients and AdamW's two moments, all F32, plus activations:
 # measured 2.5 GB peak RSS for a 0.54 GB F32 file (SmolLM2-135M, ctx 256), i.e. 4.6x.
 TRAINING_MEMORY_FACTOR = 5.0
 RSS_POLL_S = 0.2
 
 
-class FinetuneError(Exception):
+class FinetuneError(LlmbenchError):
     """llama-finetune failed, timed out or printed no epoch; the message ends with its last lines."""
 
 
