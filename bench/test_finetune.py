@@ -75,7 +75,7 @@ def trained(request, tmp_path_factory, llm_session, llm_run, llm_cell, llm_setti
     try:
         run = finetune.finetune(
             cmd,
-            limits.max_seconds * 2,
+            limits.watchdog_seconds,
             limits.ctx,
             limits.learning_rate,
             model_quant=llm_cell.quant,

@@ -185,6 +185,12 @@ class FinetuneThresholds:
     val_split: float = 0.1  # share of the windows held out for the validation loss
     text: str | None = None  # training text; null: bench/data/finetune-genesis36.txt
 
+    @property
+    def watchdog_seconds(self) -> float:
+        """When a run that has blown its time limit is stopped: twice the limit, so the
+        measured time still says by how much it missed."""
+        return 2 * self.max_seconds
+
 
 @dataclass(frozen=True)
 class MeasurementSettings:

@@ -126,7 +126,6 @@ EMBEDDING_LATENCY_MS = (
 )
 
 
-
 def interpret(table: Readings, value: float) -> str:
     for bound, reading in table:
         if bound is None or value < bound:

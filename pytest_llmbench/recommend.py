@@ -49,6 +49,7 @@ def _limit(entry: Metric, settings: Mapping[str, Any]) -> float:
     found = entry.threshold(settings)
     return found if found is not None else entry.threshold(_DEFAULTS) or 0.0
 
+
 Result = Mapping[str, Any]
 
 
@@ -633,9 +634,7 @@ def _reasons(
     if tps is not None and ttft is not None:
         interval = TPS.estimate(result)
         ci = f" ({m.interval_text(interval, '.1f')})" if interval else ""
-        reasons.append(
-            f"{tps:.1f} t/s{ci}, {ttft:.2f} s TTFT: {TPS.reading(tps)}"
-        )
+        reasons.append(f"{tps:.1f} t/s{ci}, {ttft:.2f} s TTFT: {TPS.reading(tps)}")
     cost_benefit = m.number(m.dig(result, "derived", "cost_benefit_score"))
     if cost_benefit is not None:
         reasons.append(f"cost-benefit score {cost_benefit:.0f} / 100")
@@ -679,8 +678,7 @@ def key_findings(
     weak = [
         f"{label(r, with_host)} ({score:.0f} %)"
         for r in results
-        if (score := MATH.value(r)) is not None
-        and score < min_math
+        if (score := MATH.value(r)) is not None and score < min_math
     ]
     if weak:
         findings.append(

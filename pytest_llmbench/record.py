@@ -17,6 +17,8 @@ import copy
 from dataclasses import dataclass, field, fields
 from typing import Any
 
+from pytest_llmbench.errors import USAGE_ERROR, LlmbenchError
+
 # 2: timed metrics carry their per-run samples and 95 % intervals (metrics.measurements), and
 #    profiles no longer store a rating (the metric table judges; an older stored one is kept);
 # 1: no samples.  Both are read; report.schema.json describes the shape.
@@ -25,12 +27,27 @@ READABLE_VERSIONS = (1, 2)
 FACT_SECTIONS = ("file", "gguf", "model_info", "server", "compat")
 
 
-class SchemaVersionError(ValueError):
-    """A report written by another schema version than this code reads."""
+class ReportError(LlmbenchError):
+    """A report file that cannot be used, worded as one line naming the file."""
+
+    exit_code = USAGE_ERROR
+
+
+def check_version(version: Any, source: str) -> None:
+    """Refuse, in one line naming ``source``, a report of a schema version this code cannot read."""
+    if version in READABLE_VERSIONS and not isinstance(version, bool):
+        return
+    newer = isinstance(version, int) and version > SCHEMA_VERSION
+    raise ReportError(
+        f"{source}: schema_version {version!r} is "
+        + ("newer than this llmbench understands" if newer else "not one this llmbench reads")
+        + f" (it reads {', '.join(map(str, READABLE_VERSIONS))})"
+        + ("; upgrade pytest-llmbench" if newer else "")
+    )
 
 
 @dataclass
-class TestOutcome:
+class Outcome:
     profile: str
     outcome: str
     message: str = ""
@@ -39,7 +56,7 @@ class TestOutcome:
         return {"profile": self.profile, "outcome": self.outcome, "message": self.message}
 
     @classmethod
-    def from_json(cls, data: Any) -> TestOutcome:
+    def from_json(cls, data: Any) -> Outcome:
         data = data if isinstance(data, dict) else {}
         return cls(
             str(data.get("profile", "")),
@@ -88,7 +105,7 @@ class CellRecord:
     server: dict[str, Any] = field(default_factory=dict)
     compat: dict[str, Any] = field(default_factory=dict)
     profiles: dict[str, ProfileRecord] = field(default_factory=dict)
-    tests: dict[str, TestOutcome] = field(default_factory=dict)
+    tests: dict[str, Outcome] = field(default_factory=dict)
     status: str | None = None  # set when the run is over
     skip_reason: str | None = None
     # what a report adds around the run's own facts (hostname, run, hardware, derived, …),
@@ -150,7 +167,7 @@ class CellRecord:
                 for k, v in (profiles.items() if isinstance(profiles, dict) else ())
             },
             tests={
-                str(k): TestOutcome.from_json(v)
+                str(k): Outcome.from_json(v)
                 for k, v in (tests.items() if isinstance(tests, dict) else ())
             },
             status=data.get("status"),
@@ -178,21 +195,17 @@ class Report:
 
     @classmethod
     def from_json(cls, data: dict[str, Any], source: str = "report") -> Report:
-        """A report of a readable schema version; version 1 is upgraded (it has no samples, so
-        it gains nothing but the version number).  Raises SchemaVersionError otherwise."""
-        version = data.get("schema_version")
-        if version not in READABLE_VERSIONS:
-            readable = " or ".join(str(v) for v in READABLE_VERSIONS)
-            raise SchemaVersionError(
-                f"{source}: schema_version {version!r} is not one this version of pytest-llmbench "
-                f"reads ({readable}); render it with the version that wrote it"
-            )
+        """A report of a readable schema version (none given: version 1); version 1 is
+        upgraded: it has no samples and may store profile ratings, both of which version 2
+        reads.  Raises ReportError for any other version."""
+        check_version(data.get("schema_version", 1), source)
         metadata = data.get("metadata")
         results = data.get("results")
         return cls(
             metadata=copy.deepcopy(metadata) if isinstance(metadata, dict) else {},
             results=[
-                CellRecord.from_json(r) for r in (results if isinstance(results, list) else [])
+                CellRecord.from_json(r)
+                for r in (results if isinstance(results, list) else [])
                 if isinstance(r, dict)
             ],
             schema_version=SCHEMA_VERSION,

@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 from pytest_llmbench.matrix import Cell
-from pytest_llmbench.record import FACT_SECTIONS, CellRecord, TestOutcome
+from pytest_llmbench.record import FACT_SECTIONS, CellRecord, Outcome
 
 
 class ResultStore:
@@ -47,7 +47,7 @@ class ResultStore:
         previous = tests.get(test)
         if previous and previous.outcome in ("failed", "error") and outcome == "passed":
             return  # a passing teardown does not hide a failing call
-        tests[test] = TestOutcome(profile, outcome, message)
+        tests[test] = Outcome(profile, outcome, message)
 
     # -------------------------------------------------------------- reading
 

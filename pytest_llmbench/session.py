@@ -17,7 +17,15 @@ from typing import Any
 
 import psutil
 
-from pytest_llmbench import model_info, models, noise, server_options, termination, variants
+from pytest_llmbench import (
+    judge,
+    model_info,
+    models,
+    noise,
+    server_options,
+    termination,
+    variants,
+)
 from pytest_llmbench.binaries import ToolNotFound, find_tool, tool_version
 from pytest_llmbench.config import Catalog, Settings
 from pytest_llmbench.matrix import Cell
@@ -331,13 +339,9 @@ class BenchSession:
         run = self.runs.get(cell.id)
         record = self.store.cell(cell)
         rss_mb = record.server.get("rss_after_load_mb")
-        interactive = (
-            record.profiles["interactive"].metrics if "interactive" in record.profiles else {}
-        )
-        limits = self.settings.thresholds.interactive
         load_error = run.load_error if run else None
         perf = termination.performance_failure(
-            interactive, limits.min_tokens_per_sec, limits.max_time_to_first_token
+            judge.threshold_checks(record.to_json(), self.settings)
         )
         return termination.Observation(
             cell_id=cell.id,

@@ -20,7 +20,12 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+from pytest_llmbench.metric_table import for_key
+
+if TYPE_CHECKING:
+    from pytest_llmbench.judge import Check
 
 GB = 1e9
 
@@ -282,12 +287,14 @@ def skip_reason(
     )
 
 
-def performance_failure(metrics: dict[str, Any], min_tps: float, max_ttft: float) -> str:
-    """Rule 3's verdict on a cell's interactive metrics: '' when it met both thresholds."""
-    tps, ttft = metrics.get("tokens_per_second"), metrics.get("ttft_seconds")
+def performance_failure(checks: Sequence[Check]) -> str:
+    """Rule 3's verdict from a cell's threshold checks: '' when it met every critical threshold
+    of the interactive profile (decode speed and TTFT)."""
+    missed = [c for c in checks if c.profile == "interactive" and c.critical and not c.met]
     problems = []
-    if isinstance(tps, int | float) and tps < min_tps:
-        problems.append(f"{tps:.1f} t/s < {min_tps:g} t/s")
-    if isinstance(ttft, int | float) and ttft > max_ttft:
-        problems.append(f"TTFT {ttft:.1f} s > {max_ttft:g} s")
+    for check in missed:
+        entry = for_key(check.profile, check.metric)
+        words, unit = (entry.words, entry.unit) if entry else (check.metric, "")
+        sign = "<" if check.higher_is_better else ">"
+        problems.append(f"{words} {check.value:.1f} {unit} {sign} {check.threshold:g} {unit}")
     return f"failed at {', '.join(problems)}" if problems else ""

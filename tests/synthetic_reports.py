@@ -146,7 +146,11 @@ def cell(
         for size in SIZES
     }
     stress = [
-        {"time_s": 30.0 * i, "cpu_temperature_c": 55.0 + 1.5 * i, "tokens_per_second": tps * (1 - 0.01 * i)}
+        {
+            "time_s": 30.0 * i,
+            "cpu_temperature_c": 55.0 + 1.5 * i,
+            "tokens_per_second": tps * (1 - 0.01 * i),
+        }
         for i in range(12)
     ]
     math_ok = math >= 80
@@ -197,7 +201,8 @@ def cell(
             "metrics": {
                 "samples": stress,
                 "max_temperature_c": stress[-1]["cpu_temperature_c"],
-                "tps_drop_percent": 100 * (1 - stress[-2]["tokens_per_second"] / stress[1]["tokens_per_second"]),
+                "tps_drop_percent": 100
+                * (1 - stress[-2]["tokens_per_second"] / stress[1]["tokens_per_second"]),
             }
         },
         "divergence": {"metrics": DIVERGENCE.get(quant, DIVERGENCE["Q4_K_M"])},

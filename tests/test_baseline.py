@@ -48,7 +48,9 @@ def test_a_20_percent_slowdown_fails_naming_cell_metric_and_both_values() -> Non
     _with(current, CELL, "interactive", "tokens_per_second", 96.0)
     comparison = _compare(current, "tokens_per_sec:10%")
     (message,) = comparison.regressions
-    assert message.startswith(f"{CELL} interactive decode speed (t/s) 120.0 → 96.0 (-20.0 %, 95 % CI -2")
+    assert message.startswith(
+        f"{CELL} interactive decode speed (t/s) 120.0 → 96.0 (-20.0 %, 95 % CI -2"
+    )
     assert message.endswith("limit -10 %)")
     (row,) = [r for r in comparison.rows if r.exceeded]
     assert (row.cell_id, row.metric.compare, row.baseline, row.current) == (
@@ -284,7 +286,9 @@ def test_cli_compare_exits_1_on_a_regression(
     capsys.readouterr()
     assert main(["report", "compare", str(base), str(current), "--fail", "tokens_per_sec:10%"]) == 1
     out = capsys.readouterr().out
-    assert f"regression: {CELL} interactive decode speed (t/s) 120.0 → 96.0 (-20.0 %, 95 % CI" in out
+    assert (
+        f"regression: {CELL} interactive decode speed (t/s) 120.0 → 96.0 (-20.0 %, 95 % CI" in out
+    )
 
 
 def test_cli_compare_bad_input_is_one_line_and_exit_4(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pytest_llmbench import judge
 from pytest_llmbench import termination as t
 
 GB = 10**9
@@ -60,9 +61,17 @@ def test_out_of_memory_load_skips_larger_quants_of_that_model_only():
     assert not t.is_out_of_memory("error loading model: unknown model architecture: 'foo'")
 
 
+def interactive_checks(tps: float, ttft: float) -> list:
+    cell = {
+        "profiles": {"interactive": {"metrics": {"tokens_per_second": tps, "ttft_seconds": ttft}}}
+    }
+    limits = {"min_tokens_per_sec": 2, "max_time_to_first_token": 30}
+    return judge.threshold_checks(cell, {"thresholds": {"interactive": limits}})
+
+
 def test_performance_failure_skips_larger_models_at_the_same_quant():
-    verdict = t.performance_failure({"tokens_per_second": 1.5, "ttft_seconds": 45.0}, 2, 30)
-    assert verdict == "failed at 1.5 t/s < 2 t/s, TTFT 45.0 s > 30 s"
+    verdict = t.performance_failure(interactive_checks(1.5, 45.0))
+    assert verdict == "failed at decode speed 1.5 t/s < 2 t/s, TTFT 45.0 s > 30 s"
     seen = [
         obs(
             cell_id="small-Q2_K",
@@ -77,8 +86,8 @@ def test_performance_failure_skips_larger_models_at_the_same_quant():
     assert reason == f"a smaller model failed at this quantization: small-Q2_K {verdict}"
     assert t.larger_model_failed(facts(quant="Q4_K_M"), seen) is None
     assert t.larger_model_failed(facts(quant="Q2_K", params_b=1.0), seen) is None
-    assert t.performance_failure({"tokens_per_second": 12.0, "ttft_seconds": 1.0}, 2, 30) == ""
-    assert t.performance_failure({}, 2, 30) == ""
+    assert t.performance_failure(interactive_checks(12.0, 1.0)) == ""
+    assert t.performance_failure([]) == ""
 
 
 def test_quant_path_exhausted_only_when_q4_q5_q6_all_failed():

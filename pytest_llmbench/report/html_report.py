@@ -611,7 +611,9 @@ def _metric_rows(
     if profile == "long_context":
         for point in m.long_context_points(metrics):
             state = "passed" if point.passed else "failed"
-            items.append((f"context {point.size:,} tokens ({state})", point.seconds, "load_seconds"))
+            items.append(
+                (f"context {point.size:,} tokens ({state})", point.seconds, "load_seconds")
+            )
     intervals = metrics.get("measurements")
     for name, value, key in items:
         entry = for_key(profile, key)

@@ -1,4 +1,8 @@
-"""The JSON report: run metadata plus one record per cell, written atomically."""
+"""The JSON report: run metadata plus one record per cell, written atomically.
+
+Its shape is :class:`pytest_llmbench.record.Report`; ``SCHEMA_PATH`` is the shipped JSON Schema
+the test-suite validates every written report against.
+"""
 
 from __future__ import annotations
 
@@ -7,16 +11,13 @@ from pathlib import Path
 from typing import Any
 
 from pytest_llmbench.models import atomic_write_text
+from pytest_llmbench.record import CellRecord, Report
 
-# 2: timed metrics carry their per-run samples and 95 % intervals (metrics.measurements);
-# 1: no samples.  Both are read; the shape is described by SCHEMA_PATH.
-SCHEMA_VERSION = 2
-READABLE_VERSIONS = (1, 2)
 SCHEMA_PATH = Path(__file__).resolve().parent.parent / "schemas" / "report.schema.json"
 
 
 def build_report(metadata: dict[str, Any], cells: list[dict[str, Any]]) -> dict[str, Any]:
-    return {"schema_version": SCHEMA_VERSION, "metadata": metadata, "results": cells}
+    return Report(metadata, [CellRecord.from_json(cell) for cell in cells]).to_json()
 
 
 def write_json(report: dict[str, Any], path: Path) -> Path:

@@ -14,17 +14,13 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from pytest_llmbench.errors import USAGE_ERROR, LlmbenchError
-from pytest_llmbench.report.json_report import READABLE_VERSIONS, SCHEMA_VERSION
+from pytest_llmbench.record import SCHEMA_VERSION, Report, ReportError
 
-
-class ReportError(LlmbenchError):
-    """A report file that cannot be used, worded as one line naming the file."""
-
-    exit_code = USAGE_ERROR
+__all__ = ["ReportError", "load_report", "merge_reports"]
 
 
 def load_report(path: Path) -> dict[str, Any]:
+    """A report file's JSON, in the current schema (an older readable version is upgraded)."""
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
     except OSError as exc:
@@ -33,16 +29,7 @@ def load_report(path: Path) -> dict[str, Any]:
         raise ReportError(f"{path}: not valid JSON (line {exc.lineno}): {exc.msg}") from None
     if not isinstance(data, dict) or not isinstance(data.get("results"), list):
         raise ReportError(f"{path}: not an llmbench JSON report (no 'results' list)")
-    version = data.get("schema_version", 1)
-    if version not in READABLE_VERSIONS or isinstance(version, bool):
-        newer = isinstance(version, int) and version > SCHEMA_VERSION
-        raise ReportError(
-            f"{path}: schema_version {version!r} is "
-            + ("newer than this llmbench understands" if newer else "not one this llmbench reads")
-            + f" (it reads {', '.join(map(str, READABLE_VERSIONS))})"
-            + ("; upgrade pytest-llmbench" if newer else "")
-        )
-    return data
+    return Report.from_json(data, str(path)).to_json()
 
 
 def _same(values: Sequence[Any]) -> Any:
