@@ -573,6 +573,26 @@ def test_a_version_1_report_still_renders_and_other_versions_are_refused(tmp_pat
             load_report(source)
 
 
+def test_a_stored_version_1_report_renders_compares_and_merges_with_the_new_code(tmp_path) -> None:
+    """tests/data/report-v1.json was written by a real run of the last version-1 release
+    (``pytest bench/ -m "interactive or load" -k Q4_K_M`` on a busy machine): its stored profile
+    ratings are kept, and every report reads it."""
+    stored = Path(__file__).parent / "data" / "report-v1.json"
+    assert json.loads(stored.read_text())["schema_version"] == 1
+    upgraded = load_report(stored)
+    assert upgraded["schema_version"] == 2
+    assert main(["report", "render", str(stored), "-o", str(tmp_path)]) == 0
+    html = (tmp_path / "report-v1.html").read_text()
+    assert "smollm2-135m-Q4_K_M" in html and "5.2" in html  # its decode speed, 5.24 t/s
+    rows = list(csv.DictReader((tmp_path / "report-v1.csv").open()))
+    first = next(r for r in rows if r["cell_id"] == "smollm2-135m-Q4_K_M")
+    assert first["interactive_rating"] == "poor" and first["interactive_tps"].startswith("5.24")
+    assert main(["report", "compare", str(stored), str(stored)]) == 0
+    merged = tmp_path / "merged.json"
+    assert main(["report", "merge", str(stored), str(stored), "-o", str(merged)]) == 0
+    assert json.loads(merged.read_text())["schema_version"] == 2
+
+
 def test_the_schema_rejects_a_measurement_without_samples() -> None:
     from tests.conftest import REPORT_VALIDATOR
 
