@@ -228,6 +228,8 @@ METRICS: tuple[Metric, ...] = (
            csv="interactive_stalls_per_run", html="Stalls/run"),
     Metric("interactive", "itl_cv_percent", "inter-token gap CV", "%", fmt=".0f",
            csv="interactive_itl_cv"),
+    Metric("interactive", "itl_p99_ms", "99th percentile inter-token gap", "ms", False,
+           fmt=".0f", csv="interactive_itl_p99", compare="itl_p99"),
     # ---------------------------------------------------------------- long context
     Metric("long_context", "load_seconds", "context load", "s", False,
            "thresholds.long_context.max_initial_load_time", critical=True,

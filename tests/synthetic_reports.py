@@ -168,6 +168,7 @@ def cell(
                 "tokens_per_second": tps,
                 "steadiness_cv_percent": 8.0,
                 "stalls_per_run": 0,
+                "itl_p99_ms": round(3000.0 / tps, 1),
                 "noisy": quant == "Q2_K",
                 "measurements": {
                     "tokens_per_second": measurement([tps * (1 + d) for d in SPREAD], "t/s"),
