@@ -27,11 +27,16 @@ def summary_lines(
     ``settings`` gives the thresholds the recommendations judge by (the defaults when None);
     ``hardware`` the machine whose RAM bounds the memory headroom (this machine when None);
     ``machine_state`` the load and clock at the run's start (``noise.machine_state``).
+    The cells are judged once (``enrich_report``): the table and the recommendations share it.
     """
+    metadata = {
+        "hardware": dict(hardware) if hardware is not None else system.hardware(),
+        "config": {"settings": asdict(settings or Settings())},
+    }
+    report = enrich_report({"metadata": metadata, "results": cells})
     rows = [("cell", "status", "load s", "TTFT s", "t/s", "rating", "note")]
-    for cell in cells:
-        interactive = cell["profiles"].get("interactive", {})
-        metrics = interactive.get("metrics", {})
+    for cell in report["results"]:
+        metrics = m.profile_metrics(cell, "interactive")
         note = cell.get("skip_reason") or ""
         if cell.get("resumed"):
             note = f"resumed (run of {cell.get('resumed_from')}) {note}".strip()
@@ -42,7 +47,7 @@ def summary_lines(
                 _num(cell["server"].get("load_seconds"), ".2f"),
                 _num(metrics.get("ttft_seconds"), ".3f"),
                 _speed(cell),
-                interactive.get("rating", "-"),
+                m.dig(cell, "derived", "profile_ratings", "interactive") or "-",
                 note[:70],
             )
         )
@@ -61,7 +66,7 @@ def summary_lines(
     target = (settings or Settings()).measurement.target_precision_percent
     floor = noise.noise_floor(machine_state or {}, cells, target)
     notes += [f"warning: {text}" for text in floor["warnings"]]
-    return [*table, *notes, "", *recommendation_lines(cells, settings, hardware)]
+    return [*table, *notes, "", *format_recommendations(report["recommendations"])]
 
 
 def finetune_line(cell: Mapping[str, Any]) -> str | None:
@@ -117,16 +122,3 @@ def external_note(urls: list[str]) -> str:
         f"external llama-server at {where} (--llm-server-url), started outside this run: "
         "load time and server memory were not measured"
     )
-
-
-def recommendation_lines(
-    cells: list[dict[str, Any]],
-    settings: Settings | None = None,
-    hardware: Mapping[str, Any] | None = None,
-) -> list[str]:
-    metadata = {
-        "hardware": dict(hardware) if hardware is not None else system.hardware(),
-        "config": {"settings": asdict(settings or Settings())},
-    }
-    report = enrich_report({"metadata": metadata, "results": cells})
-    return format_recommendations(report["recommendations"])
