@@ -12,6 +12,7 @@ import pytest
 from pytest_llmbench import baseline, checkpoint, options, parallel
 from pytest_llmbench import config as cfg
 from pytest_llmbench.client import RequestFailed
+from pytest_llmbench.items import CELL_PARAM, PROFILE_ORDER, cell_of, profile_of
 from pytest_llmbench.keys import (
     BASELINE_KEY,
     BASELINE_OUTCOME_KEY,
@@ -33,9 +34,6 @@ from pytest_llmbench.session_factory import build_session, close_run_logger
 from pytest_llmbench.workloads import stress
 
 pytest_plugins = ["pytest_llmbench.fixtures"]
-
-PROFILE_ORDER = cfg.PROFILES
-CELL_PARAM = "llm_cell"
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -191,23 +189,6 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
         for cell in session.cells
     ]
     metafunc.parametrize(CELL_PARAM, params, scope="session")
-
-
-def cell_of(item: pytest.Item) -> Cell | None:
-    callspec = getattr(item, "callspec", None)
-    cell = callspec.params.get(CELL_PARAM) if callspec else None
-    return cell if isinstance(cell, Cell) else None
-
-
-def profile_of(item: pytest.Item) -> str:
-    for profile in PROFILE_ORDER:
-        if item.get_closest_marker(profile):
-            return profile
-    return (
-        item.module.__name__.rsplit(".", 1)[-1].removeprefix("test_")
-        if hasattr(item, "module")
-        else "other"
-    )
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
