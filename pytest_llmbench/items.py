@@ -12,6 +12,7 @@ from pytest_llmbench.matrix import Cell
 
 PROFILE_ORDER = cfg.PROFILES
 CELL_PARAM = "llm_cell"  # the session-scoped parameter that carries a test's cell
+STRESS_GROUP = "llmbench-stress"  # the stress tests' own xdist group, run after all cells
 
 
 def cell_of(item: pytest.Item) -> Cell | None:

@@ -7,7 +7,7 @@ import pytest
 from pytest_llmbench.baseline import Outcome, Plan
 from pytest_llmbench.checkpoint import Progress
 from pytest_llmbench.session import BenchSession
-from pytest_llmbench.workloads.stress import StressPlan
+from pytest_llmbench.stress_choice import StressPlan
 
 SESSION_KEY = pytest.StashKey[BenchSession]()
 

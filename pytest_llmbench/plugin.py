@@ -9,10 +9,10 @@ from typing import Any
 
 import pytest
 
-from pytest_llmbench import baseline, checkpoint, options, parallel
+from pytest_llmbench import baseline, checkpoint, options, parallel, stress_choice
 from pytest_llmbench import config as cfg
 from pytest_llmbench.client import RequestFailed
-from pytest_llmbench.items import CELL_PARAM, PROFILE_ORDER, cell_of, profile_of
+from pytest_llmbench.items import CELL_PARAM, PROFILE_ORDER, STRESS_GROUP, cell_of, profile_of
 from pytest_llmbench.keys import (
     BASELINE_KEY,
     BASELINE_OUTCOME_KEY,
@@ -31,7 +31,6 @@ from pytest_llmbench.report.terminal import summary_lines
 from pytest_llmbench.server import ServerError
 from pytest_llmbench.session import BenchSession
 from pytest_llmbench.session_factory import build_session, close_run_logger
-from pytest_llmbench.workloads import stress
 
 pytest_plugins = ["pytest_llmbench.fixtures"]
 
@@ -184,7 +183,7 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
         pytest.param(
             cell,
             id=cell.id,
-            marks=pytest.mark.xdist_group(stress.XDIST_GROUP if apart else cell.id),
+            marks=pytest.mark.xdist_group(STRESS_GROUP if apart else cell.id),
         )
         for cell in session.cells
     ]
@@ -223,21 +222,9 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 
 
 def _plan_stress(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """What the stress choice will wait for: every cell with other tests in this run."""
-    stress_items = [item for item in items if profile_of(item) == "stress"]
-    if not stress_items:
-        return
-    resumed = config.stash[RESUMED_KEY]
-    others = {
-        cell.id
-        for item in items
-        if (cell := cell_of(item)) is not None and profile_of(item) != "stress"
-    }
-    source = config.option.llm_stress_from
-    config.stash[STRESS_PLAN_KEY] = stress.StressPlan(
-        wait_for=frozenset(others - resumed.keys()),
-        from_report=Path(source).expanduser().resolve() if source else None,
-    )
+    plan = stress_choice.plan(items, config.stash[RESUMED_KEY], config.option.llm_stress_from)
+    if plan is not None:
+        config.stash[STRESS_PLAN_KEY] = plan
 
 
 def pytest_collection_finish(session: pytest.Session) -> None:
@@ -264,7 +251,7 @@ def pytest_runtest_setup(item: pytest.Item):
         if resumed:  # finished in the checkpointed run: no server, results carried over
             pytest.skip(resumed)
         if profile_of(item) == "stress":  # decided before a server is started for nothing
-            reason = stress.skip_reason(*_stress_choice(item.config), cell)
+            reason = stress_choice.skip_reason(*_stress_choice(item.config), cell)
             if reason:
                 pytest.skip(reason)
         run = item.config.stash[SESSION_KEY].run_for(cell)
@@ -313,7 +300,7 @@ def _stress_choice(config: pytest.Config) -> tuple[str | None, str]:
     """The stress configuration, decided once per process when the first stress test starts."""
     if STRESS_CHOICE_KEY not in config.stash:
         try:
-            choice = stress.decide(config.stash[SESSION_KEY], config.stash[STRESS_PLAN_KEY])
+            choice = stress_choice.decide(config.stash[SESSION_KEY], config.stash[STRESS_PLAN_KEY])
         except ReportError as exc:
             choice = (None, f"--llm-stress-from: {exc}")
         config.stash[STRESS_CHOICE_KEY] = choice
