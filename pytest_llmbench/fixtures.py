@@ -11,7 +11,7 @@ import pytest
 
 from pytest_llmbench.client import LlamaClient
 from pytest_llmbench.config import Settings
-from pytest_llmbench.keys import SESSION_KEY, STRESS_CHOICE_KEY
+from pytest_llmbench.keys import RUN_KEY, SESSION_KEY
 from pytest_llmbench.matrix import Cell
 from pytest_llmbench.results import ResultStore
 from pytest_llmbench.server import LlamaServer
@@ -61,4 +61,4 @@ def llm_client(llm_server: LlamaServer) -> LlamaClient:
 @pytest.fixture(scope="session")
 def llm_stress_reason(pytestconfig: pytest.Config) -> str:
     """Why the stress profile runs on this cell (the plugin decided before the test started)."""
-    return pytestconfig.stash[STRESS_CHOICE_KEY][1]
+    return pytestconfig.stash[RUN_KEY].stress_choice()[1]
