@@ -13,6 +13,7 @@ import pytest
 
 from pytest_llmbench import metrics
 from pytest_llmbench.expect import at_most
+from pytest_llmbench.fixtures import parametrize_context_sizes
 from pytest_llmbench.workloads import long_context
 
 pytestmark = pytest.mark.long_context
@@ -21,7 +22,7 @@ PROSE = Path(__file__).parent / "data" / "prose.txt"
 
 
 def pytest_generate_tests(metafunc):
-    long_context.parametrize_sizes(metafunc)
+    parametrize_context_sizes(metafunc)
 
 
 @pytest.fixture(scope="session")
