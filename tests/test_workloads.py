@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from pytest_llmbench import judge, monitor, readings
+from pytest_llmbench import judge, monitor, readings, stress_choice
 from pytest_llmbench.client import RequestFailed, RequestResult
 from pytest_llmbench.config import (
     ConfigError,
@@ -407,19 +407,19 @@ def record(cell_id: str, **statuses: str) -> dict[str, Any]:
 
 def test_stress_chooses_the_last_configuration_that_passed():
     order = ["a", "b", "c"]
-    assert stress.choose([], order)[0] == "c"
+    assert stress_choice.choose([], order)[0] == "c"
     records = [
         record("a", load="passed", interactive="passed"),
         record("b", load="passed", interactive="passed", quality="failed"),  # accuracy ignored
         record("c", load="passed", interactive="failed"),
     ]
-    assert stress.choose(records, order) == (
+    assert stress_choice.choose(records, order) == (
         "b",
         "the last configuration that passed the earlier profiles",
     )
-    assert stress.choose([record("a", load="failed")], order)[0] is None
+    assert stress_choice.choose([record("a", load="failed")], order)[0] is None
     assert (
-        stress.choose([record("a", stress="passed")], order)[0] == "c"
+        stress_choice.choose([record("a", stress="passed")], order)[0] == "c"
     )  # stress alone: not judged
 
 
@@ -434,11 +434,11 @@ def test_stress_from_a_report_chooses_among_this_runs_cells(tmp_path):
     ]
     report.write_text(json.dumps({"results": results}))
     session = SimpleNamespace(cells=[SimpleNamespace(id=c) for c in ("a", "b", "c")])
-    chosen, why = stress.decide(session, stress.StressPlan(from_report=report))
+    chosen, why = stress_choice.decide(session, stress_choice.StressPlan(from_report=report))
     assert chosen == "b"
     assert why == f"the last configuration that passed the earlier profiles in {report}"
     report.write_text(json.dumps({"results": []}))
-    assert stress.decide(session, stress.StressPlan(from_report=report)) == (
+    assert stress_choice.decide(session, stress_choice.StressPlan(from_report=report)) == (
         None,
         f"{report} has no measured configuration selected in this run",
     )

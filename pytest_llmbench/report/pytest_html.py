@@ -18,9 +18,9 @@ from pytest_html import extras as html_extras
 
 from pytest_llmbench import judge
 from pytest_llmbench import metrics as m
+from pytest_llmbench.items import cell_of, profile_of
 from pytest_llmbench.keys import SESSION_KEY
 from pytest_llmbench.metric_table import for_key
-from pytest_llmbench.plugin import cell_of, profile_of
 
 COLUMNS = (
     ("model", "Model"),

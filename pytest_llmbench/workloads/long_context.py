@@ -22,10 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import pytest
-
 from pytest_llmbench.client import LlamaClient, RequestFailed
-from pytest_llmbench.keys import SESSION_KEY
 from pytest_llmbench.monitor import ResourceMonitor, swap_growth_mb
 from pytest_llmbench.server import LlamaServer
 from pytest_llmbench.workloads.texts import cycled_sections, load_paragraphs
@@ -34,7 +31,7 @@ if TYPE_CHECKING:
     from pytest_llmbench.session import BenchSession, CellRun
 
 ANSWER_TOKENS = 16
-SIZE_PARAM = "context_size"
+SIZE_PARAM = "context_size"  # the test parameter (fixtures.parametrize_context_sizes)
 QUESTION = (
     "\n\nQuestion: Which of the sections above describes a storm at sea? "
     "Answer in one sentence.\nAnswer:"
@@ -42,14 +39,6 @@ QUESTION = (
 # The server's tokenizer may merge tokens differently where the cut text meets the question;
 # a prompt this close to its budget counts as a fill.
 FILL_SLACK_TOKENS = 8
-
-
-def parametrize_sizes(metafunc: pytest.Metafunc) -> None:
-    """One test per size in ``thresholds.long_context.test_sizes``, in the order given."""
-    if SIZE_PARAM not in metafunc.fixturenames:
-        return
-    sizes = metafunc.config.stash[SESSION_KEY].settings.thresholds.long_context.test_sizes
-    metafunc.parametrize(SIZE_PARAM, sizes, ids=[str(s) for s in sizes])
 
 
 def beyond_training(size: int, trained_ctx: int | None) -> str | None:
