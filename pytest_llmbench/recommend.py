@@ -722,8 +722,14 @@ def recommendations(results: Sequence[Result], metadata: Mapping[str, Any]) -> d
 
 
 def enrich_report(report: Mapping[str, Any]) -> dict[str, Any]:
-    """A copy of ``report`` with derived metrics per result, recommendations and key findings
-    (recomputed from the raw results, so a merged report is judged as a whole)."""
+    """A copy of ``report`` with derived metrics per result, recommendations and key findings.
+
+    A report is judged once: one that is already enriched comes back as it is (a merge drops
+    the derived sections, so a merged report is judged as a whole; a report of an older schema
+    loses them on loading and is judged anew)."""
+    raw = report.get("results") or []
+    if "recommendations" in report and all(isinstance(r, Mapping) and "derived" in r for r in raw):
+        return dict(report)
     metadata = report.get("metadata") or {}
     settings = settings_of(report)
     results = derive_results(list(report.get("results") or []), settings)

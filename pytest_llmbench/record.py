@@ -195,24 +195,30 @@ class Report:
 
     @classmethod
     def from_json(cls, data: dict[str, Any], source: str = "report") -> Report:
-        """A report of a readable schema version (none given: version 1); version 1 is
-        upgraded: it has no samples and may store profile ratings, both of which version 2
-        reads.  Raises ReportError for any other version."""
-        check_version(data.get("schema_version", 1), source)
+        """A report of a readable schema version (none given: version 1).  An older version is
+        upgraded: its records read as they are (stored profile ratings are kept), and what older
+        code derived from them is dropped to be judged anew.  Raises ReportError otherwise."""
+        version = data.get("schema_version", 1)
+        check_version(version, source)
+        found = data.get("results")
+        results = [
+            CellRecord.from_json(r) for r in (found if isinstance(found, list) else [])
+            if isinstance(r, dict)
+        ]  # fmt: skip
+        judged = ("recommendations", "key_findings")
+        if version != SCHEMA_VERSION:  # judged by older code: this code judges it anew
+            for record in results:
+                record.extra.pop("derived", None)
         metadata = data.get("metadata")
-        results = data.get("results")
         return cls(
             metadata=copy.deepcopy(metadata) if isinstance(metadata, dict) else {},
-            results=[
-                CellRecord.from_json(r)
-                for r in (results if isinstance(results, list) else [])
-                if isinstance(r, dict)
-            ],
+            results=results,
             schema_version=SCHEMA_VERSION,
             extra={
                 k: copy.deepcopy(v)
                 for k, v in data.items()
                 if k not in ("schema_version", "metadata", "results")
+                and (version == SCHEMA_VERSION or k not in judged)
             },
         )
 

@@ -21,6 +21,7 @@ from pytest_llmbench.client import RequestFailed
 from pytest_llmbench.errors import usage_errors
 from pytest_llmbench.items import cell_of, is_stress, profile_of
 from pytest_llmbench.matrix import Cell
+from pytest_llmbench.recommend import enrich_report
 from pytest_llmbench.report.benchmark_json import write_benchmark_json
 from pytest_llmbench.report.merge import ReportError, load_report
 from pytest_llmbench.report.outputs import run_report, write_reports
@@ -47,6 +48,7 @@ class BenchRun:
         self.stress_plan: stress_choice.StressPlan | None = None
         self._stress_choice: stress_choice.Choice | None = None
         self.reports: list[Path] = []
+        self.report: dict[str, Any] | None = None  # the run's report, enriched, once written
 
     # -------------------------------------------------------------- configure
 
@@ -239,7 +241,8 @@ class BenchRun:
                 store.merge({record["cell_id"]: record})
 
     def _write_reports(self, session: pytest.Session, exitstatus: int) -> None:
-        report = run_report(self.bench, int(session.exitstatus))
+        # judged once: the comparison, the files, the baseline and the summary all read it
+        report = enrich_report(run_report(self.bench, int(session.exitstatus)))
         plan = self.baseline_plan
         comparison = plan.compare(report) if plan else None
         if comparison is not None:
@@ -256,6 +259,7 @@ class BenchRun:
             except OSError as exc:  # the run's own reports are written: a warning, not a crash
                 self.bench.progress(f"warning: --llm-benchmark-json {target} not written: {exc}")
         self.reports = written
+        self.report = report
         if plan is not None:
             interrupted = exitstatus in (
                 pytest.ExitCode.INTERRUPTED,

@@ -38,7 +38,10 @@ def write_summary(terminalreporter: Any, run: BenchRun) -> None:
     if not cells:
         return
     terminalreporter.section("llmbench summary")
-    for line in summary_lines(cells, bench.settings, machine_state=bench.machine_state):
+    lines = summary_lines(
+        cells, bench.settings, machine_state=bench.machine_state, judged=run.report
+    )
+    for line in lines:
         terminalreporter.write_line(line)
     for path in run.reports:
         terminalreporter.write_line(f"report: {path}")

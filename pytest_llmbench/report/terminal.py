@@ -21,19 +21,21 @@ def summary_lines(
     settings: Settings | None = None,
     hardware: Mapping[str, Any] | None = None,
     machine_state: Mapping[str, Any] | None = None,
+    judged: Mapping[str, Any] | None = None,
 ) -> list[str]:
     """The per-cell table, the noise warnings, then the recommendations.
 
     ``settings`` gives the thresholds the recommendations judge by (the defaults when None);
     ``hardware`` the machine whose RAM bounds the memory headroom (this machine when None);
     ``machine_state`` the load and clock at the run's start (``noise.machine_state``).
-    The cells are judged once (``enrich_report``): the table and the recommendations share it.
+    The cells are judged once (``enrich_report``): the table and the recommendations share it;
+    ``judged`` is the run's report when it was already enriched (then its cells are these).
     """
     metadata = {
         "hardware": dict(hardware) if hardware is not None else system.hardware(),
         "config": {"settings": asdict(settings or Settings())},
     }
-    report = enrich_report({"metadata": metadata, "results": cells})
+    report = enrich_report(judged or {"metadata": metadata, "results": cells})
     rows = [("cell", "status", "load s", "TTFT s", "t/s", "rating", "note")]
     for cell in report["results"]:
         metrics = m.profile_metrics(cell, "interactive")
