@@ -41,7 +41,7 @@ def test_no_import_cycle_inside_the_package() -> None:
         state[name] = 1
         for target in sorted(graph.get(name, ())):
             if state.get(target) == 1:
-                cycle = path[path.index(target) :] + [target]
+                cycle = [*path[path.index(target) :], target]
                 raise AssertionError("import cycle: " + " → ".join(cycle))
             if target not in state:
                 visit(target, [*path, target])
@@ -61,4 +61,5 @@ def test_nothing_imports_the_plugin_and_the_plugin_only_wires_hooks() -> None:
     for node in tree.body:
         if isinstance(node, ast.FunctionDef):  # hooks, and short helpers of the hook wrappers
             length = (node.end_lineno or node.lineno) - node.lineno
-            assert node.name.startswith(("pytest_", "_")) and length <= 15, node.name
+            assert node.name.startswith(("pytest_", "_")), node.name
+            assert length <= (25 if node.name.startswith("pytest_") else 15), node.name
