@@ -23,12 +23,17 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from pytest_llmbench.client import LlamaClient, RequestFailed
+from pytest_llmbench.config import Settings
+from pytest_llmbench.metric_table import metric
 from pytest_llmbench.monitor import ResourceMonitor, swap_growth_mb
 from pytest_llmbench.server import LlamaServer
 from pytest_llmbench.workloads.texts import cycled_sections, load_paragraphs
 
 if TYPE_CHECKING:
     from pytest_llmbench.session import BenchSession, CellRun
+
+LOAD = metric("long_context.load_seconds")
+SWAP = metric("long_context.swap_growth_mb")
 
 ANSWER_TOKENS = 16
 SIZE_PARAM = "context_size"  # the test parameter (fixtures.parametrize_context_sizes)
@@ -131,13 +136,14 @@ class ContextBench:
         trained_ctx: int | None,
         start: Callable[[], LlamaServer],
         paragraphs: Sequence[str],
-        limits: tuple[float, bool] = (60.0, False),
+        settings: Any = None,
         progress: Callable[[str], None] = lambda _msg: None,
         planned: int = 0,
     ) -> None:
         self.trained_ctx, self._start, self.paragraphs = trained_ctx, start, paragraphs
         self.progress, self.planned, self.started = progress, planned, time.monotonic()
-        self.max_load_seconds, self.allow_swap = limits
+        # a size passes within the metric table's limits in these settings (default: the defaults)
+        self.settings = settings if settings is not None else Settings()
         self.client: LlamaClient | None = None
         self.pid: int | None = None
         self.n_ctx: int | None = None
@@ -159,11 +165,7 @@ class ContextBench:
                 run.cell, "long_context", ctx_size=ctx, extra_args=("--parallel", "1")
             )
 
-        limits = (
-            settings.thresholds.long_context.max_initial_load_time,
-            settings.limits.allow_swap,
-        )
-        return cls(trained, start, load_paragraphs(prose), limits, session.progress, len(sizes))
+        return cls(trained, start, load_paragraphs(prose), settings, session.progress, len(sizes))
 
     def skip_reason(self, size: int) -> str | None:
         """Why ``size`` cannot be measured (recorded), or None; starts the server if needed."""
@@ -249,9 +251,12 @@ class ContextBench:
         return f"size {seen} of {self.planned}" if self.planned else f"{size:,} tokens"
 
     def passed(self, run: ContextRun) -> bool:
-        """What the profile asserts: an answer, a load within the limit, no swap growth."""
-        swap_ok = self.allow_swap or not run.swap_growth_mb
-        load_ok = run.load_seconds is not None and run.load_seconds <= self.max_load_seconds
+        """What the profile asserts: an answer, and its load time and swap growth within the
+        metric table's limits (an unmeasured swap growth is not held against it)."""
+        load_limit, swap_limit = LOAD.threshold(self.settings), SWAP.threshold(self.settings)
+        load, swap = run.load_seconds, run.swap_growth_mb
+        load_ok = load is not None and (load_limit is None or LOAD.met(load, load_limit))
+        swap_ok = swap_limit is None or not swap or SWAP.met(swap, swap_limit)
         return run.generated and load_ok and swap_ok
 
     def metrics(self) -> dict[str, Any]:
