@@ -19,11 +19,12 @@ from typing import Any
 
 from pytest_llmbench.errors import USAGE_ERROR, LlmbenchError
 
-# 2: timed metrics carry their per-run samples and 95 % intervals (metrics.measurements), and
-#    profiles no longer store a rating (the metric table judges; an older stored one is kept);
-# 1: no samples.  Both are read; report.schema.json describes the shape.
-SCHEMA_VERSION = 2
-READABLE_VERSIONS = (1, 2)
+# 3: profiles store no rating (the metric table judges, into each cell's ``derived``); the
+#    record is the typed CellRecord;
+# 2: timed metrics carry their per-run samples and 95 % intervals (metrics.measurements);
+# 1: no samples.  All three are read; report.schema.json describes the shape.
+SCHEMA_VERSION = 3
+READABLE_VERSIONS = (1, 2, 3)
 FACT_SECTIONS = ("file", "gguf", "model_info", "server", "compat")
 
 

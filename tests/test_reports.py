@@ -567,7 +567,7 @@ def test_a_version_1_report_still_renders_and_other_versions_are_refused(tmp_pat
     source.write_text(json.dumps(old))
     assert main(["report", "render", str(source), "-o", str(tmp_path)]) == 0
     assert "Overall best" in (tmp_path / "old.html").read_text()
-    for version, words in ((3, "newer than this llmbench understands"), (0, "not one this")):
+    for version, words in ((4, "newer than this llmbench understands"), (0, "not one this")):
         source.write_text(json.dumps({**old, "schema_version": version}))
         with pytest.raises(ReportError, match=f"schema_version {version} is {words}"):
             load_report(source)
@@ -580,7 +580,7 @@ def test_a_stored_version_1_report_renders_compares_and_merges_with_the_new_code
     stored = Path(__file__).parent / "data" / "report-v1.json"
     assert json.loads(stored.read_text())["schema_version"] == 1
     upgraded = load_report(stored)
-    assert upgraded["schema_version"] == 2
+    assert upgraded["schema_version"] == 3
     assert main(["report", "render", str(stored), "-o", str(tmp_path)]) == 0
     html = (tmp_path / "report-v1.html").read_text()
     assert "smollm2-135m-Q4_K_M" in html and "5.2" in html  # its decode speed, 5.24 t/s
@@ -590,14 +590,14 @@ def test_a_stored_version_1_report_renders_compares_and_merges_with_the_new_code
     assert main(["report", "compare", str(stored), str(stored)]) == 0
     merged = tmp_path / "merged.json"
     assert main(["report", "merge", str(stored), str(stored), "-o", str(merged)]) == 0
-    assert json.loads(merged.read_text())["schema_version"] == 2
+    assert json.loads(merged.read_text())["schema_version"] == 3
 
 
 def test_the_schema_rejects_a_measurement_without_samples() -> None:
     from tests.conftest import REPORT_VALIDATOR
 
     report = full_report()
-    report["schema_version"] = 2
+    report["schema_version"] = 3
     assert not list(REPORT_VALIDATOR.iter_errors(report))
     metrics = report["results"][0]["profiles"]["interactive"]["metrics"]
     del metrics["measurements"]["tokens_per_second"]["samples"]
