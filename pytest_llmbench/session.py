@@ -415,22 +415,29 @@ class BenchSession:
         )
 
     def _bring_up(self, run: CellRun) -> None:
+        """A cell's server life up to running: its file, its options, its server started."""
+        if self._resolve_file(run) and self._effective_options(run):
+            self._start_server(run)
+
+    def _resolve_file(self, run: CellRun) -> bool:
+        """The cell's model file, found (or derived, or downloaded) and described in the
+        record; False when the cell cannot run (``run`` then says why)."""
         cell, store = run.cell, self.model_store()
         try:
             fetch = self.fetch_model if self.download else None
             run.model_path = models.resolve(cell, store, self.quantize_binary, self.progress, fetch)
         except models.ModelUnavailable as exc:
             run.skip_reason = str(exc)
-            return
+            return False
         except models.ModelCorrupt as exc:  # the user's file: a failure, not an absent file
             run.load_error, run.bad_file = str(exc), True
-            return
+            return False
         except ToolNotFound as exc:
             run.load_error = str(exc)
-            return
+            return False
         run.skip_reason = self.memory_reason(cell)
         if run.skip_reason:
-            return
+            return False
         size = run.model_path.stat().st_size
         record = store.lookup(run.model_path) or {}
         self.store.set_info(
@@ -451,7 +458,7 @@ class BenchSession:
         except models.ModelUnloadable as exc:
             run.load_error = str(models.unloadable(run.model_path, str(exc), store))
             run.bad_file = True
-            return
+            return False
         except Exception as exc:  # a file llama.cpp may still load; the load test will tell
             self.store.set_info(cell, "gguf", {"error": f"{type(exc).__name__}: {exc}"})
         try:
@@ -459,18 +466,28 @@ class BenchSession:
             self.store.set_info(cell, "model_info", entry)
         except Exception as exc:  # metadata is for the reader; the benchmark goes on
             self.progress(f"warning: model metadata for {cell.id} not read: {exc}")
+        return True
+
+    def _effective_options(self, run: CellRun) -> bool:
+        """The cell's server options: its variant's over the registry's custom load config."""
+        try:
+            run.options = variants.cell_options(run.cell, self.registry)
+        except server_options.OptionError as exc:
+            run.load_error = (
+                f"invalid server options for {run.cell.id} in the registry: {exc} "
+                f"(fix: llmbench compat set {run.cell.id} --load-config '{{...}}')"
+            )
+            return False
+        return True
+
+    def _start_server(self, run: CellRun) -> None:
+        """Start the cell's server with retries; the registry and the record learn the outcome."""
+        cell, store = run.cell, self.model_store()
+        assert run.model_path is not None and run.options is not None
         try:
             binary = self.server_binary()
         except ToolNotFound as exc:
             run.load_error = str(exc)
-            return
-        try:
-            run.options = variants.cell_options(cell, self.registry)
-        except server_options.OptionError as exc:
-            run.load_error = (
-                f"invalid server options for {cell.id} in the registry: {exc} "
-                f"(fix: llmbench compat set {cell.id} --load-config '{{...}}')"
-            )
             return
         servers = CellServer(
             cell, self.server_setup(), binary, run.model_path, run.options.overrides, self.progress
