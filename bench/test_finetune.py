@@ -2,7 +2,7 @@
 
 ``llama-finetune`` trains the model's F32 weights (made once from the cell's file with
 ``llama-quantize``) for ``finetune.epochs`` epochs on a small public-domain text; the training
-loss must fall every epoch and by ``min_improvement_percent`` overall, within ``max_seconds``.
+loss must fall every epoch and by the table's minimum improvement overall, within its time limit.
 Training needs full-precision weights, so it runs once per model, on the model's first cell in
 the run; its other quants skip and say where it ran.
 """

@@ -359,14 +359,14 @@ def _accuracy(
 
 
 def _divergence(
-    max_kld: float, min_same_top: float
+    kld_limit: float, same_top_limit: float
 ) -> Callable[[Result], tuple[str, str, dict[str, Any], tuple[float, ...]] | None]:
     def judge(result: Result) -> tuple[str, str, dict[str, Any], tuple[float, ...]] | None:
         metrics = m.profile_metrics(result, "divergence")
         kld, same = KLD.value(result), SAME_TOP.value(result)
         if kld is None or same is None:
             return None
-        met = (kld <= max_kld) + (same >= min_same_top)
+        met = (kld <= kld_limit) + (same >= same_top_limit)
         mark = PASS if met == 2 else WARN if met == 1 else FAIL
         reference = metrics.get("reference_quant") or "the reference"
         if metrics.get("is_reference"):
@@ -388,7 +388,7 @@ def _divergence(
 
 
 def _serving(
-    min_users: float,
+    users_needed: float,
 ) -> Callable[[Result], tuple[str, str, dict[str, Any], tuple[float, ...]] | None]:
     def judge(result: Result) -> tuple[str, str, dict[str, Any], tuple[float, ...]] | None:
         metrics = m.profile_metrics(result, "serving")
@@ -396,7 +396,7 @@ def _serving(
         if users is None:
             return None
         top = m.number(metrics.get("max_output_tokens_per_second")) or 0.0
-        mark = PASS if users >= min_users and users > 0 else WARN if users > 0 else FAIL
+        mark = PASS if users >= users_needed and users > 0 else WARN if users > 0 else FAIL
         summary = f"{metrics.get('capacity')}; up to {top:.1f} t/s in total"
         numbers = {"capacity_users": users, "max_output_tokens_per_second": top}
         return mark, summary, numbers, (-users, -top)
@@ -415,14 +415,14 @@ def use_cases(results: Sequence[Result], settings: Mapping[str, Any]) -> list[Us
     min_math = _limit(MATH, settings)
     diverged = any(m.profile_metrics(r, "divergence").get("mean_kld") is not None for r in results)
     if diverged:  # measured per quant against a reference: precise; the quiz is a second signal
-        max_kld = _limit(KLD, settings)
-        min_same = _limit(SAME_TOP, settings)
+        kld_limit = _limit(KLD, settings)
+        same_top_limit = _limit(SAME_TOP, settings)
         accuracy = _use_case(
             "accuracy",
             "Accuracy-critical work (loss against the reference)",
             "divergence",
             results,
-            _divergence(max_kld, min_same),
+            _divergence(kld_limit, same_top_limit),
         )
     else:
         accuracy = _use_case(

@@ -22,6 +22,7 @@ from typing import Any
 
 from pytest_llmbench.client import LlamaClient, RequestFailed, RequestResult
 from pytest_llmbench.config import Settings, StressThresholds
+from pytest_llmbench.metric_table import metric
 from pytest_llmbench.monitor import NOT_AVAILABLE, ResourceMonitor, ResourceSample
 from pytest_llmbench.server import LlamaServer
 
@@ -230,5 +231,7 @@ def run_for_settings(
     limits = settings.thresholds.stress
     duration = duration_seconds(duration_option, limits)
     interval = sample_interval(duration, limits.sample_interval)
-    result = run(server, duration, interval, limits.abort_temperature, progress)
+    # the critical temperature limit of the metric table stops the run at once (none: never)
+    abort = metric("stress.abort_temperature_c").threshold(settings) or float("inf")
+    result = run(server, duration, interval, abort, progress)
     return dataclasses.replace(result, chosen_because=chosen_because)
