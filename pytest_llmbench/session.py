@@ -31,11 +31,14 @@ from pytest_llmbench.binaries import ToolNotFound, find_tool, tool_version
 from pytest_llmbench.cell_server import CellServer, ServerSetup
 from pytest_llmbench.config import Catalog, Settings
 from pytest_llmbench.matrix import Cell
+from pytest_llmbench.metric_table import metric
 from pytest_llmbench.registry import Registry, RegistryError
 from pytest_llmbench.remote import ExternalServer
 from pytest_llmbench.results import ResultStore
 from pytest_llmbench.server import LlamaServer, ServerError, exit_words, log_tail
 from pytest_llmbench.shared_state import SharedState
+
+MEMORY = metric("load.memory_gb")
 
 
 @dataclass
@@ -267,7 +270,7 @@ class BenchSession:
         return termination.training_preflight(self.cell_facts(cell), self._memory(), factor)
 
     def _memory(self) -> termination.Memory:
-        limit = self.settings.limits.max_memory_gb
+        limit = MEMORY.threshold(self.settings)  # the metric table's memory limit, if any
         return termination.Memory(
             available_bytes=psutil.virtual_memory().available,
             limit_bytes=int(limit * termination.GB) if limit else None,
