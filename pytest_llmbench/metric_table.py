@@ -13,7 +13,6 @@ recommendations.  Adding a metric is one entry here plus its measurement in a wo
 
 from __future__ import annotations
 
-import operator
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -106,7 +105,8 @@ class Metric:
         return limit
 
     def met(self, value: float, limit: float) -> bool:
-        return (operator.ge if self.higher_is_better else operator.le)(value, limit)
+        """The same rule as a threshold check's: a margin of 0 or better."""
+        return m.margin(value, limit, self.higher_is_better) >= 0
 
     def show(self, value: float) -> str:
         return format(value, self.fmt)

@@ -118,7 +118,7 @@ class CellRecord:
 
     def finished(self) -> CellRecord:
         """A copy with the statuses the tests' outcomes add up to, per profile and overall."""
-        out = CellRecord.from_json(self.to_json())
+        out = copy.deepcopy(self)
         for test in out.tests.values():
             out.profile(test.profile)
         for name, entry in out.profiles.items():

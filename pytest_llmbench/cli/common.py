@@ -52,13 +52,19 @@ class Project:
     registry: Registry
 
 
-def load_project(args: argparse.Namespace) -> Project:
-    """The catalog, settings and registry a run from the catalog's directory would use."""
+def load_catalog_and_settings(args: argparse.Namespace) -> tuple[Catalog, Settings]:
+    """The catalog, and the thresholds.yaml a run from the catalog's directory would read
+    (``--thresholds``, else the one beside the catalog, else the defaults)."""
     root = args.models.resolve().parent
     thresholds = args.thresholds or root / "thresholds.yaml"
     catalog = load_catalog(args.models)
     if args.thresholds or thresholds.is_file():
-        settings = load_settings(thresholds)
-    else:
-        settings = Settings(base_dir=root)
+        return catalog, load_settings(thresholds)
+    return catalog, Settings(base_dir=root)
+
+
+def load_project(args: argparse.Namespace) -> Project:
+    """The catalog, settings and registry a run from the catalog's directory would use."""
+    catalog, settings = load_catalog_and_settings(args)
+    root = args.models.resolve().parent
     return Project(catalog, settings, Registry(registry_path(args.registry, settings, root)))

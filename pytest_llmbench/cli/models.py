@@ -11,8 +11,8 @@ from pathlib import Path
 
 from pytest_llmbench import hub
 from pytest_llmbench.binaries import find_tool
-from pytest_llmbench.cli.common import catalog_options
-from pytest_llmbench.config import Catalog, ConfigError, Settings, load_catalog, load_settings
+from pytest_llmbench.cli.common import catalog_options, load_catalog_and_settings
+from pytest_llmbench.config import Catalog, ConfigError, Settings
 from pytest_llmbench.hub import human_bytes
 from pytest_llmbench.matrix import Cell, ci_models
 from pytest_llmbench.model_info import (
@@ -62,13 +62,9 @@ class _Store:
 
 
 def _model_store(args: argparse.Namespace) -> _Store:
-    root = args.models.resolve().parent
-    thresholds = args.thresholds or root / "thresholds.yaml"
     if not args.models.is_file():
         raise ConfigError(args.models, "(file)", str(args.models), "not found; pass --models PATH")
-    catalog = load_catalog(args.models)
-    settings = load_settings(thresholds) if args.thresholds or thresholds.is_file() else None
-    settings = settings or Settings(base_dir=root)
+    catalog, settings = load_catalog_and_settings(args)
     model_dir = args.model_dir or settings.resolve_path(settings.model_dir)
     return _Store(catalog, settings, ModelStore(model_dir.resolve()))
 
